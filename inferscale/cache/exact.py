@@ -1,0 +1,76 @@
+"""Exact-match cache levels in SQLite.
+
+L3 keys a single model's output on (model, messages, sampling params); L4 keys a request's final
+answer on its whole scope (conversation, system prompt, params, strategy, model set or router
+config). Keys are SHA-256 of canonical JSON, so equal inputs always hash alike and large prompts
+cost nothing extra to store as keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ..db import Database
+
+
+def cache_key(level: str, **parts: Any) -> str:
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return level + ":" + hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str
+    level: str
+    value: dict[str, Any]
+    cost_usd: float
+    latency_ms: float
+    created_at: float
+    hits: int
+
+
+class ExactCache:
+    def __init__(self, database: Database) -> None:
+        self._dbh = database
+
+    def get(self, key: str) -> Entry | None:
+        row = self._dbh.db.execute(
+            "SELECT key, level, value, cost_usd, latency_ms, created_at, hits FROM cache_entries"
+            " WHERE key = ?",
+            [key],
+        ).fetchone()
+        if row is None:
+            return None
+        with self._dbh.tx() as db:
+            db.execute(
+                "UPDATE cache_entries SET hits = hits + 1, last_hit_at = ? WHERE key = ?",
+                [time.time(), key],
+            )
+        return Entry(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5], row[6] + 1)
+
+    def put(self, key: str, level: str, value: dict[str, Any], cost_usd: float, latency_ms: float,
+            model: str | None = None) -> None:
+        blob = json.dumps(value, ensure_ascii=False)
+        now = time.time()
+        with self._dbh.tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO cache_entries"
+                " (key, level, model, value, cost_usd, latency_ms, bytes, created_at, last_hit_at, hits)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+                [key, level, model, blob, cost_usd, latency_ms, len(blob.encode("utf-8", "replace")),
+                 now, now],
+            )
+
+    def count(self, level: str | None = None) -> int:
+        if level is None:
+            return int(self._dbh.db.execute("SELECT COUNT(*) FROM cache_entries").fetchone()[0])
+        return int(self._dbh.db.execute(
+            "SELECT COUNT(*) FROM cache_entries WHERE level = ?", [level]).fetchone()[0])
+
+    def clear(self) -> int:
+        with self._dbh.tx() as db:
+            return db.execute("DELETE FROM cache_entries").rowcount

@@ -1,0 +1,183 @@
+"""`inferscale` command line. A stable contract: others script against `--json` output.
+
+Every failure prints one line `error: …` to stderr and exits non-zero; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from .errors import InferscaleError
+
+
+def _engine() -> Any:
+    from .orchestration.engine import Engine
+    from .settings import Settings
+
+    return Engine(Settings.from_env())
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    engine = _engine()
+    models = [m for m in args.models.split(",")] if args.models else None
+    result = engine.ask(
+        args.prompt,
+        system=args.system,
+        strategy=args.strategy,
+        models=models,
+        router=args.router,
+        use_cache=not args.no_cache,
+    )
+    if args.json:
+        print(json.dumps(result.to_json(), ensure_ascii=False))
+        return 0
+    print(result.answer)
+    print()
+    r = result.routing
+    print(f"strategy: {result.strategy}   models: {', '.join(r.models)}   "
+          f"cost: ${result.cost_usd:.6f}   latency: {result.latency_ms:.0f} ms"
+          + (f"   confidence: {result.confidence:.2f}" if result.confidence is not None else ""))
+    print(f"routing: {r.reason}")
+    if result.cache:
+        print(f"cache: {result.cache.level} hit (saved ${result.cache.saved_usd:.6f}, "
+              f"{result.cache.saved_ms:.0f} ms)")
+    for m in result.members:
+        status = m.error or f"{m.latency_ms:.0f} ms, {m.tokens_in}+{m.tokens_out} tokens"
+        print(f"  - {m.model}{' (cached)' if m.cached else ''}: {status}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    engine = _engine()
+    reg = engine.registry
+    if args.action == "import":
+        if not args.target:
+            raise InferscaleError("models import needs a FILE.yaml")
+        specs = reg.import_yaml(args.target)
+        print(f"imported {len(specs)} model(s): {', '.join(s.id for s in specs)}")
+        return 0
+    if args.action in ("enable", "disable"):
+        if not args.target:
+            raise InferscaleError(f"models {args.action} needs a model ID")
+        spec = reg.set_enabled(args.target, args.action == "enable")
+        print(f"{spec.id}: {'enabled' if spec.enabled else 'disabled'}")
+        return 0
+    if args.json:
+        print(reg.to_json())
+        return 0
+    for s in reg.list():
+        why = s.unavailable_reason()
+        state = "available" if why is None else ("disabled" if not s.enabled else f"needs {s.missing_key()}")
+        price = (
+            "cpu-time" if s.is_local else
+            f"${s.input_price_per_1m}/{s.output_price_per_1m} per 1M" if s.input_price_per_1m is not None
+            else "litellm cost map"
+        )
+        print(f"{s.id:32} {s.model:40} {state:24} q={s.quality_prior:.2f} ctx={s.context_window:<8} {price}")
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    stats = _engine().monitor.stats()
+    if args.json:
+        print(json.dumps(stats))
+        return 0
+    print(f"requests: {stats['requests']} (ok {stats['requests_ok']}, failed {stats['requests_failed']})")
+    print(f"cost: ${stats['cost_usd']:.6f}   saved by cache: ${stats['saved_usd']:.6f}")
+    for level, c in stats["cache"].items():
+        rate = "-" if c["hit_rate"] is None else f"{c['hit_rate']:.1%}"
+        print(f"  {level}: {c['hits']} hits / {c['misses']} misses ({rate})")
+    for model, m in stats["models"].items():
+        p50 = "-" if m["latency_p50_ms"] is None else f"{m['latency_p50_ms']:.0f}"
+        p95 = "-" if m["latency_p95_ms"] is None else f"{m['latency_p95_ms']:.0f}"
+        print(f"  {model}: {m['calls']} calls, {m['errors']} errors, p50 {p50} ms, p95 {p95} ms")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    store = _engine().tunables_store
+    if args.action == "set":
+        if args.key is None or args.value is None:
+            raise InferscaleError("config set needs KEY VALUE")
+        t = store.set(args.key, args.value)
+    elif args.action == "reset":
+        t = store.reset()
+    else:
+        t = store.load()
+    print(json.dumps(t.to_dict(), indent=2))
+    return 0
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    """Prepare local model files once (assemble Gemma) and check that everything loads."""
+    from .embeddings import Embedder
+    from .providers.modelfiles import gemma_path, smollm2_path
+    from .settings import Settings
+
+    settings = Settings.from_env()
+    settings.ensure_dirs()
+    print(f"home: {settings.home}")
+    print(f"smollm2: {smollm2_path()}")
+    print(f"gemma:   {gemma_path(settings.models_dir)}")
+    Embedder().embed(["warm-up"])
+    print("embeddings: all-MiniLM-L6-v2 ok")
+    _engine()  # creates the database and seeds the registry
+    print("database: ok")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="inferscale", description="Inference scaling across several LLMs.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    a = sub.add_parser("ask", help="answer one prompt")
+    a.add_argument("prompt")
+    a.add_argument("--system")
+    a.add_argument("--strategy")
+    a.add_argument("--models", help="comma-separated model ids")
+    a.add_argument("--router")
+    a.add_argument("--no-cache", action="store_true")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(fn=cmd_ask)
+
+    m = sub.add_parser("models", help="list, import, enable or disable models")
+    m.add_argument("action", nargs="?", choices=["list", "import", "enable", "disable"], default="list")
+    m.add_argument("target", nargs="?")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(fn=cmd_models)
+
+    s = sub.add_parser("stats", help="requests, cache hit rates, cost, latency")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_stats)
+
+    c = sub.add_parser("config", help="show, set or reset the tunables")
+    c.add_argument("action", nargs="?", choices=["show", "set", "reset"], default="show")
+    c.add_argument("key", nargs="?")
+    c.add_argument("value", nargs="?")
+    c.set_defaults(fn=cmd_config)
+
+    su = sub.add_parser("setup", help="prepare local model files and the database")
+    su.set_defaults(fn=cmd_setup)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args) or 0)
+    except InferscaleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the contract is one line, never a traceback
+        print(f"error: {type(exc).__name__}: {' '.join(str(exc).split())[:400]}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

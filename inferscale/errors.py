@@ -1,0 +1,29 @@
+"""Error classes. Every message is one line that names the problem and, where possible, the fix."""
+
+
+class InferscaleError(Exception):
+    """Base class; the CLI prints `error: <message>` and exits 2 for these."""
+
+
+class ConfigError(InferscaleError):
+    """Invalid settings, tunables or registry entries."""
+
+
+class InvalidPromptError(InferscaleError):
+    """The prompt itself cannot be served (empty, not text, too long)."""
+
+
+class UnknownModelError(InferscaleError):
+    """A model id that is not in the registry."""
+
+
+class ModelUnavailableError(InferscaleError):
+    """A known model that cannot be called right now (disabled, key missing, weights missing)."""
+
+
+class RoutingError(InferscaleError):
+    """No model satisfies the routing constraints (capability, budget, context window)."""
+
+
+class AllModelsFailedError(InferscaleError):
+    """Every routed model (and every fallback) failed for this request."""

@@ -1,0 +1,156 @@
+"""Schema as ordered migration functions; applied names are recorded in `_migrations`.
+
+Append new migrations at the end; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import sqlite_utils
+
+Migration = Callable[[sqlite_utils.Database], None]
+MIGRATIONS: list[tuple[str, Migration]] = []
+
+
+def migration(fn: Migration) -> Migration:
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+@migration
+def m001_settings_and_models(db: sqlite_utils.Database) -> None:
+    db["settings"].create({"key": str, "value": str, "updated_at": float}, pk="key")
+    db["models"].create(
+        {"id": str, "spec": str, "enabled": int, "position": int, "updated_at": float}, pk="id"
+    )
+
+
+@migration
+def m002_monitor(db: sqlite_utils.Database) -> None:
+    db["requests"].create(
+        {
+            "id": str,
+            "ts": float,
+            "status": str,  # running | ok | error
+            "prompt_hash": str,
+            "prompt_preview": str,
+            "strategy": str,
+            "router": str,
+            "domain": str,
+            "complexity": float,
+            "models": str,
+            "answer": str,
+            "confidence": float,
+            "cache_level": str,
+            "cost_usd": float,
+            "saved_usd": float,
+            "latency_ms": float,
+            "error": str,
+            "synthetic": int,
+        },
+        pk="id",
+        defaults={"synthetic": 0, "cost_usd": 0.0, "saved_usd": 0.0},
+    )
+    db["requests"].create_index(["ts"])
+    db["model_calls"].create(
+        {
+            "id": int,
+            "request_id": str,
+            "ts": float,
+            "model": str,
+            "tokens_in": int,
+            "tokens_out": int,
+            "cost_usd": float,
+            "latency_ms": float,
+            "error_class": str,
+            "error": str,
+            "attempts": int,
+            "synthetic": int,
+        },
+        pk="id",
+        defaults={"synthetic": 0},
+    )
+    db["model_calls"].create_index(["request_id"])
+    db["model_calls"].create_index(["ts"])
+    db["cache_events"].create(
+        {
+            "id": int,
+            "request_id": str,
+            "ts": float,
+            "level": str,
+            "hit": int,
+            "model": str,
+            "saved_usd": float,
+            "saved_ms": float,
+            "synthetic": int,
+        },
+        pk="id",
+        defaults={"synthetic": 0, "saved_usd": 0.0, "saved_ms": 0.0},
+    )
+    db["cache_events"].create_index(["ts"])
+    db["routing_decisions"].create(
+        {
+            "request_id": str,
+            "ts": float,
+            "policy": str,
+            "strategy": str,
+            "models": str,
+            "reason": str,
+            "predicted_cost_usd": float,
+            "complexity": float,
+            "domain": str,
+            "synthetic": int,
+        },
+        pk="request_id",
+        defaults={"synthetic": 0},
+    )
+    db["routing_decisions"].create_index(["ts"])
+
+
+@migration
+def m003_exact_cache(db: sqlite_utils.Database) -> None:
+    db["cache_entries"].create(
+        {
+            "key": str,
+            "level": str,  # L3 model output | L4 final result
+            "model": str,
+            "value": str,  # JSON payload
+            "cost_usd": float,  # what a hit saves
+            "latency_ms": float,
+            "bytes": int,
+            "created_at": float,
+            "last_hit_at": float,
+            "hits": int,
+        },
+        pk="key",
+        defaults={"hits": 0},
+    )
+    db["cache_entries"].create_index(["level", "created_at"])
+
+
+def apply_migrations(db: sqlite_utils.Database) -> list[str]:
+    """Apply pending migrations in order, each in its own transaction. Returns the names applied."""
+    db.conn.execute("PRAGMA journal_mode=WAL")
+    db.conn.execute("PRAGMA busy_timeout=60000")
+    db.conn.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL)"
+    )
+    applied: list[str] = []
+    for name, fn in MIGRATIONS:
+        # Re-check inside the write lock: another process may have migrated meanwhile.
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            done = db.conn.execute("SELECT 1 FROM _migrations WHERE name = ?", [name]).fetchone()
+            if not done:
+                fn(db)
+                db.conn.execute(
+                    "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", [name, time.time()]
+                )
+                applied.append(name)
+            db.conn.execute("COMMIT")
+        except BaseException:
+            db.conn.execute("ROLLBACK")
+            raise
+    return applied

@@ -1,0 +1,1 @@
+"""Orchestration: the engine's five steps and the strategies it runs."""

@@ -1,0 +1,333 @@
+"""The engine: analyze → cache → route → execute → monitor, written once as async; `ask` wraps it.
+
+The engine holds no per-request state, so one instance is safely shared by every caller (the
+dashboard's sessions, CLI, tests). Tunables are re-read on every request: a change saved from the
+dashboard applies to the next request without a restart.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..analysis import ANALYSIS_VERSION, Analyzer, analysis_from_dict
+from ..cache import ExactCache, cache_key
+from ..config_store import TunablesStore
+from ..db import Database
+from ..embeddings import Embedder
+from ..errors import ConfigError, InferscaleError, InvalidPromptError
+from ..monitor.store import Monitor
+from ..providers.llm import call_model, local_cost
+from ..registry import ModelSpec, Registry
+from ..routing import RouteRequest
+from ..routing.policies import get_router, route
+from ..settings import STRATEGY_NAMES, Settings, Tunables
+from ..types import Analysis, AskResult, CacheHit, MemberResult, Message, StepTiming
+from .runner import run_sync
+from .strategies import STRATEGIES, ExecContext
+
+
+@dataclass(frozen=True)
+class Event:
+    """A live event for the dashboard: kind is started | token | finished | step."""
+
+    kind: str
+    model: str | None = None
+    text: str = ""
+    member: MemberResult | None = None
+    step: StepTiming | None = None
+
+
+OnEvent = Callable[[Event], Any]
+
+
+@dataclass
+class _Trace:
+    """Per-request scratchpad (never stored on the engine)."""
+
+    calls: list[MemberResult] = field(default_factory=list)
+    cache_events: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[StepTiming] = field(default_factory=list)
+    saved_usd: float = 0.0
+
+
+class Engine:
+    def __init__(self, settings: Settings) -> None:
+        settings.ensure_dirs()
+        self.settings = settings
+        self.database = Database(settings.db_path)
+        self.registry = Registry(self.database, seed=settings.models_yaml)
+        self.monitor = Monitor(self.database)
+        self.cache = ExactCache(self.database)
+        self.tunables_store = TunablesStore(self.database)
+        self.embedder = Embedder()
+        self.analyzer = Analyzer(self.embedder)
+
+    # -- settings -------------------------------------------------------------------------------
+    def tunables(self) -> Tunables:
+        return self.tunables_store.load()
+
+    # -- pricing (used by routers for predictions) ----------------------------------------------
+    def predicted_cost(self, spec: ModelSpec, tokens_in: int, tokens_out: int) -> float:
+        if spec.is_local:
+            return local_cost(spec.latency_prior_ms / 1000, self.settings)
+        pin, pout = spec.input_price_per_1m, spec.output_price_per_1m
+        if pin is None or pout is None:
+            from ..providers.llm import litellm_module
+
+            info = litellm_module(self.settings).model_cost.get(spec.model.split("/", 1)[-1]) or \
+                litellm_module(self.settings).model_cost.get(spec.model, {})
+            pin = pin if pin is not None else (info.get("input_cost_per_token") or 0) * 1e6
+            pout = pout if pout is not None else (info.get("output_cost_per_token") or 0) * 1e6
+        return (tokens_in * pin + tokens_out * pout) / 1e6
+
+    # -- the five steps -------------------------------------------------------------------------
+    def ask(self, prompt: str, **kw: Any) -> AskResult:
+        """Sync wrapper around `aask`; safe to call from any thread."""
+        return run_sync(self.aask(prompt, **kw))
+
+    async def aask(
+        self,
+        prompt: str,
+        *,
+        system: str | None = None,
+        history: list[Message] | None = None,
+        strategy: str | None = None,
+        models: list[str] | None = None,
+        router: str | None = None,
+        use_cache: bool = True,
+        on_event: OnEvent | None = None,
+    ) -> AskResult:
+        t_start = time.perf_counter()
+        tun = self.tunables()
+        messages = _messages(prompt, system, history)
+        strategy = strategy or tun.default_strategy
+        if strategy not in STRATEGIES:
+            raise ConfigError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGY_NAMES)}")
+        router_obj = get_router(router or ("fixed" if models else tun.default_router))
+        explicit = tuple(self.registry.require_available(m) for m in _dedupe(models or []))
+        use_cache = use_cache and tun.cache_enabled
+        params = {"max_tokens": tun.max_tokens, "temperature": tun.temperature}
+        trace = _Trace()
+        emit = _emitter(on_event)
+
+        def step(name: str, t0: float, note: str = "") -> None:
+            s = StepTiming(name, (time.perf_counter() - t0) * 1000, note)
+            trace.steps.append(s)
+            emit(Event("step", step=s))
+
+        request_id = uuid.uuid4().hex
+        self.monitor.start_request(request_id, prompt, strategy, router_obj.name)
+        try:
+            t0 = time.perf_counter()
+            analysis, reused = self._analyze(prompt, system, use_cache, trace)
+            step("analysis", t0, ("reused from L2: " if reused else "") + analysis.explain())
+
+            t0 = time.perf_counter()
+            candidates = tuple(self.registry.available())
+            scope = {
+                "messages": messages, "params": params, "strategy": strategy,
+                "models": [s.id for s in explicit], "router": router_obj.name,
+                "router_config": [tun.complexity_thresholds, tun.budget_usd, tun.fixed_models,
+                                  tun.ensemble_k],
+                "available": [s.id for s in candidates],
+            }
+            l4_key = cache_key("L4", **scope)
+            hit = self.cache.get(l4_key) if use_cache else None
+            if use_cache:
+                trace.cache_events.append(_cache_event("L4", hit))
+            step("cache", t0, "L4 hit" if hit else ("L4 miss" if use_cache else "cache bypassed"))
+            if hit is not None:
+                return self._from_cache(request_id, hit, analysis, trace, t_start, emit)
+
+            t0 = time.perf_counter()
+            req = RouteRequest(analysis, candidates, strategy, tun, self.predicted_cost, explicit)
+            decision = route(router_obj, req)
+            step("routing", t0, decision.reason)
+
+            t0 = time.perf_counter()
+            specs = {s.id: s for s in (*candidates, *explicit)}
+            ctx = ExecContext(
+                decision, specs, self._member_caller(messages, params, use_cache, trace, emit),
+                self.embedder,
+            )
+            outcome = await STRATEGIES[strategy]().run(ctx)
+            step("execution", t0, f"{len(outcome.members)} member call(s)")
+
+            t0 = time.perf_counter()
+            members = outcome.members
+            result = AskResult(
+                request_id=request_id,
+                answer=outcome.answer,
+                strategy=strategy,
+                analysis=analysis,
+                routing=decision,
+                cache=None,
+                members=members,
+                confidence=outcome.confidence,
+                cost_usd=sum(m.cost_usd for m in members if not m.cached),
+                latency_ms=(time.perf_counter() - t_start) * 1000,
+                steps=tuple(trace.steps),
+            )
+            if use_cache:
+                self.cache.put(
+                    l4_key, "L4", result.to_json(), result.cost_usd, result.latency_ms,
+                )
+            self.monitor.finish_request(result, trace.calls, trace.cache_events, trace.saved_usd)
+            step("monitoring", t0, "request, calls, cache events and routing recorded")
+            return _with_steps(result, trace)
+        except BaseException as exc:
+            msg = str(exc) if isinstance(exc, InferscaleError) else f"{type(exc).__name__}: {exc}"
+            self.monitor.fail_request(request_id, msg[:500], trace.calls)
+            raise
+
+    def _analyze(self, prompt: str, system: str | None, use_cache: bool,
+                 trace: _Trace) -> tuple[Analysis, bool]:
+        """Complexity features are a pure function of the text: keep them (L2) so a repeated
+        prompt skips the embedding model entirely."""
+        if not use_cache:
+            return self.analyzer.analyze(prompt, system), False
+        key = cache_key("L2", kind="analysis", version=ANALYSIS_VERSION, prompt=prompt, system=system)
+        hit = self.cache.get(key)
+        trace.cache_events.append(_cache_event("L2", hit))
+        if hit is not None:
+            return analysis_from_dict(hit.value), True
+        t0 = time.perf_counter()
+        analysis = self.analyzer.analyze(prompt, system)
+        ms = (time.perf_counter() - t0) * 1000
+        self.cache.put(key, "L2", asdict(analysis), 0.0, ms)
+        return analysis, False
+
+    def _from_cache(self, request_id: str, hit: Any, analysis: Any, trace: _Trace,
+                    t_start: float, emit: Callable[[Event], None]) -> AskResult:
+        from ..types import RoutingDecision
+
+        v = hit.value
+        r = v["routing"]
+        decision = RoutingDecision(
+            policy=r.get("policy", "cache"), models=tuple(r["models"]), strategy=v["strategy"],
+            reason=f"served from the L4 cache (originally: {r['reason']})",
+            predicted_cost_usd=0.0,
+        )
+        members = tuple(
+            MemberResult(
+                model=m["model"], answer=m["answer"], latency_ms=m["latency_ms"],
+                tokens_in=m["tokens_in"], tokens_out=m["tokens_out"], cost_usd=m["cost_usd"],
+                error=m["error"], cached=True,
+            )
+            for m in v["members"]
+        )
+        for m in members:
+            emit(Event("finished", model=m.model, member=m))
+        trace.saved_usd = hit.cost_usd
+        trace.cache_events[-1].update(saved_usd=hit.cost_usd, saved_ms=hit.latency_ms)
+        t0 = time.perf_counter()
+        result = AskResult(
+            request_id=request_id,
+            answer=v["answer"],
+            strategy=v["strategy"],
+            analysis=analysis,
+            routing=decision,
+            cache=CacheHit("L4", hit.key, hit.cost_usd, hit.latency_ms, hit.created_at,
+                           {"hits": hit.hits, "original_request_id": v["request_id"]}),
+            members=members,
+            confidence=v.get("confidence"),
+            cost_usd=0.0,
+            latency_ms=(time.perf_counter() - t_start) * 1000,
+            steps=tuple(trace.steps),
+        )
+        self.monitor.finish_request(result, [], trace.cache_events, trace.saved_usd)
+        trace.steps.append(StepTiming("monitoring", (time.perf_counter() - t0) * 1000, "recorded"))
+        return _with_steps(result, trace)
+
+    def _member_caller(self, messages: list[Message], params: dict[str, Any], use_cache: bool,
+                       trace: _Trace, emit: Callable[[Event], None]) -> Callable:
+        async def call(spec: ModelSpec) -> MemberResult:
+            key = cache_key("L3", model=spec.id, litellm_model=spec.model, api_base=spec.api_base,
+                            messages=messages, params=params)
+            emit(Event("started", model=spec.id))
+            if use_cache:
+                hit = self.cache.get(key)
+                trace.cache_events.append(_cache_event("L3", hit, spec.id))
+                if hit is not None:
+                    trace.saved_usd += hit.cost_usd
+                    m = MemberResult(**{**hit.value, "cached": True, "attempts": 0})
+                    emit(Event("finished", model=spec.id, member=m))
+                    return m
+
+            async def on_token(model_id: str, delta: str) -> None:
+                emit(Event("token", model=model_id, text=delta))
+
+            result = await call_model(
+                spec, messages, params, self.settings, on_token=on_token if emit.live else None
+            )
+            trace.calls.append(result)
+            if use_cache and result.ok:
+                value = {k: getattr(result, k) for k in
+                         ("model", "answer", "latency_ms", "tokens_in", "tokens_out", "cost_usd")}
+                self.cache.put(key, "L3", value, result.cost_usd, result.latency_ms, model=spec.id)
+            emit(Event("finished", model=spec.id, member=result))
+            return result
+
+        return call
+
+
+def _messages(prompt: str, system: str | None, history: list[Message] | None) -> list[Message]:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InvalidPromptError("prompt is empty")
+    if "\x00" in prompt:
+        raise InvalidPromptError("prompt contains a NUL byte")
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidPromptError("prompt is not valid UTF-8 text") from None
+    msgs: list[Message] = []
+    if system and system.strip():
+        msgs.append({"role": "system", "content": system})
+    for m in history or []:
+        if m.get("role") not in ("user", "assistant") or not isinstance(m.get("content"), str):
+            raise InvalidPromptError("history entries need role user|assistant and text content")
+        msgs.append({"role": m["role"], "content": m["content"]})
+    msgs.append({"role": "user", "content": prompt})
+    return msgs
+
+
+def _dedupe(ids: list[str]) -> list[str]:
+    return list(dict.fromkeys(i.strip() for i in ids if i.strip()))
+
+
+def _cache_event(level: str, hit: Any, model: str | None = None) -> dict[str, Any]:
+    return {
+        "level": level,
+        "hit": int(hit is not None),
+        "model": model,
+        "saved_usd": hit.cost_usd if hit else 0.0,
+        "saved_ms": hit.latency_ms if hit else 0.0,
+    }
+
+
+def _with_steps(result: AskResult, trace: _Trace) -> AskResult:
+    from dataclasses import replace
+
+    return replace(result, steps=tuple(trace.steps))
+
+
+class _Emit:
+    def __init__(self, on_event: OnEvent | None) -> None:
+        self._cb = on_event
+        self.live = on_event is not None
+
+    def __call__(self, event: Event) -> None:
+        if self._cb is not None:
+            try:
+                self._cb(event)
+            except Exception:  # noqa: BLE001 - a broken UI callback must not fail the request
+                self._cb = None
+                self.live = False
+
+
+def _emitter(on_event: OnEvent | None) -> _Emit:
+    return _Emit(on_event)

@@ -1,0 +1,184 @@
+"""Settings: where state lives (built once from the environment) and the tunables (persisted in SQLite).
+
+`Settings` is immutable process configuration. `Tunables` are the knobs a user changes live from the
+CLI or the dashboard; they are stored in the `settings` table so a change survives restarts and takes
+effect on the next request without one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODELS_YAML = REPO_ROOT / "data" / "models.yaml"
+
+
+def prepare_offline_env() -> None:
+    """Set the variables that keep litellm, Hugging Face and Chroma off the network.
+
+    Must run before litellm / sentence-transformers / chromadb are imported; every lazy import site
+    calls it, so importing `inferscale` itself stays free of side effects.
+    """
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process-wide configuration. Build with `Settings.from_env()` and pass it explicitly."""
+
+    home: Path
+    models_yaml: Path = DEFAULT_MODELS_YAML
+    n_threads: int = 2
+    cpu_hour_usd: float = 0.05  # price of one CPU-hour; local call cost = seconds x this / 3600
+    call_timeout_s: float = 120.0
+    retry_backoff_s: float = 0.25
+    local_n_ctx: int = 4096  # llama.cpp context actually allocated (caps the model's window)
+
+    @classmethod
+    def from_env(cls, home: str | Path | None = None, **overrides: Any) -> Settings:
+        root = Path(home or os.environ.get("INFERSCALE_HOME") or REPO_ROOT / "data").expanduser()
+        kw: dict[str, Any] = {"home": root.resolve(), "n_threads": _cores()}
+        if v := os.environ.get("INFERSCALE_CPU_HOUR_USD"):
+            kw["cpu_hour_usd"] = _positive_float("INFERSCALE_CPU_HOUR_USD", v)
+        if v := os.environ.get("INFERSCALE_CALL_TIMEOUT_S"):
+            kw["call_timeout_s"] = _positive_float("INFERSCALE_CALL_TIMEOUT_S", v)
+        if v := os.environ.get("INFERSCALE_MODELS_YAML"):
+            kw["models_yaml"] = Path(v)
+        kw.update(overrides)
+        return cls(**kw)
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "inferscale.db"
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.home / "chroma"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    def ensure_dirs(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _positive_float(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{name}={raw!r} must be a finite number >= 0")
+    return value
+
+
+STRATEGY_NAMES = ("single", "ensemble")
+ROUTER_NAMES = ("complexity", "fixed", "cheapest", "quality")
+
+
+@dataclass(frozen=True)
+class Tunables:
+    """Live knobs, persisted in SQLite. Every field is validated by `validate()`."""
+
+    # Complexity tiers: n ascending thresholds in [0,1] split the score range into n+1 tiers,
+    # mapped onto the enabled models ordered from weakest to strongest quality prior.
+    complexity_thresholds: tuple[float, ...] = (0.35, 0.65)
+    budget_usd: float | None = None  # per-request cap on predicted cost; None = no cap
+    default_router: str = "complexity"
+    default_strategy: str = "single"
+    ensemble_k: int = 2
+    max_tokens: int = 128
+    temperature: float = 0.0
+    cache_enabled: bool = True
+    fixed_models: tuple[str, ...] = field(default_factory=tuple)
+
+    def validate(self) -> Tunables:
+        th = self.complexity_thresholds
+        for t in th:
+            _unit("complexity_thresholds", t)
+        if list(th) != sorted(th):
+            raise ConfigError(f"complexity_thresholds must be ascending, got {list(th)}")
+        if self.budget_usd is not None and (
+            not isinstance(self.budget_usd, (int, float))
+            or not math.isfinite(self.budget_usd)
+            or self.budget_usd < 0
+        ):
+            raise ConfigError(f"budget_usd must be a finite number >= 0, got {self.budget_usd!r}")
+        if self.default_router not in ROUTER_NAMES:
+            raise ConfigError(f"default_router must be one of {', '.join(ROUTER_NAMES)}")
+        if self.default_strategy not in STRATEGY_NAMES:
+            raise ConfigError(f"default_strategy must be one of {', '.join(STRATEGY_NAMES)}")
+        if not isinstance(self.ensemble_k, int) or not 1 <= self.ensemble_k <= 16:
+            raise ConfigError(f"ensemble_k must be an integer in [1, 16], got {self.ensemble_k!r}")
+        if not isinstance(self.max_tokens, int) or not 1 <= self.max_tokens <= 32768:
+            raise ConfigError(f"max_tokens must be an integer in [1, 32768], got {self.max_tokens!r}")
+        if not isinstance(self.temperature, (int, float)) or not 0 <= self.temperature <= 2:
+            raise ConfigError(f"temperature must be in [0, 2], got {self.temperature!r}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Tunables:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
+        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return replace(cls(), **kw).validate()
+
+    def with_value(self, key: str, raw: str) -> Tunables:
+        """Parse one CLI/dashboard string value for `key` and return the updated, validated copy."""
+        known = {f.name: f for f in fields(self)}
+        if key not in known:
+            raise ConfigError(f"unknown setting {key!r}; known: {', '.join(sorted(known))}")
+        current = getattr(self, key)
+        value: Any
+        try:
+            if key == "complexity_thresholds":
+                value = tuple(float(x) for x in raw.split(",") if x.strip())
+            elif key == "fixed_models":
+                value = tuple(x.strip() for x in raw.split(",") if x.strip())
+            elif key == "budget_usd":
+                value = None if raw.strip().lower() in ("", "none", "off") else float(raw)
+            elif isinstance(current, bool):
+                if raw.lower() not in ("true", "false", "1", "0", "on", "off"):
+                    raise ValueError(raw)
+                value = raw.lower() in ("true", "1", "on")
+            elif isinstance(current, int):
+                value = int(raw)
+            elif isinstance(current, float):
+                value = float(raw)
+            else:
+                value = raw
+        except ValueError:
+            raise ConfigError(f"{key}: cannot parse {raw!r}") from None
+        return replace(self, **{key: value}).validate()
+
+
+def _unit(name: str, value: Any) -> None:
+    if not isinstance(value, (int, float)) or math.isnan(value) or not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{name}: {value!r} is outside [0, 1]")

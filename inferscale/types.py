@@ -1,0 +1,130 @@
+"""Frozen records shared across components: easy to log, test, show and serialise."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+Message = dict[str, str]  # {"role": ..., "content": ...}
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Complexity analysis of one prompt."""
+
+    score: float
+    domain: str
+    tokens: int
+    capability: str  # the capability tag a model needs for this domain
+    breakdown: tuple[tuple[str, float, str], ...]  # (feature, contribution, explanation)
+    domain_scores: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.score <= 1.0:
+            raise ValueError(f"complexity score {self.score} outside [0, 1]")
+
+    def explain(self) -> str:
+        parts = [f"{name} +{c:.2f} ({why})" for name, c, why in self.breakdown if c > 0]
+        return f"complexity {self.score:.2f} [{self.domain}]: " + ("; ".join(parts) or "plain prompt")
+
+
+@dataclass(frozen=True)
+class RoutingDecision:
+    policy: str
+    models: tuple[str, ...]
+    strategy: str
+    reason: str
+    predicted_cost_usd: float
+    fallbacks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MemberResult:
+    """One model's answer (or failure) inside a request."""
+
+    model: str
+    answer: str | None
+    latency_ms: float
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    error: str | None = None  # "<ErrorClass>: message" when the call failed
+    cached: bool = False
+    attempts: int = 1
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.answer is not None
+
+    @property
+    def error_class(self) -> str | None:
+        return self.error.split(":", 1)[0] if self.error else None
+
+
+@dataclass(frozen=True)
+class CacheHit:
+    level: str  # "L3" model output, "L4" final result (L1/L2 arrive with the full cache)
+    key: str
+    saved_usd: float
+    saved_ms: float
+    created_at: float
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    name: str  # analysis | cache | routing | execution | monitoring
+    ms: float
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class AskResult:
+    request_id: str
+    answer: str
+    strategy: str
+    analysis: Analysis
+    routing: RoutingDecision
+    cache: CacheHit | None
+    members: tuple[MemberResult, ...]
+    confidence: float | None
+    cost_usd: float
+    latency_ms: float
+    steps: tuple[StepTiming, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable `inferscale ask --json` shape."""
+        return {
+            "request_id": self.request_id,
+            "answer": self.answer,
+            "strategy": self.strategy,
+            "confidence": self.confidence,
+            "routing": {
+                "policy": self.routing.policy,
+                "complexity": round(self.analysis.score, 4),
+                "domain": self.analysis.domain,
+                "models": list(self.routing.models),
+                "reason": self.routing.reason,
+                "predicted_cost_usd": self.routing.predicted_cost_usd,
+                "breakdown": [list(b) for b in self.analysis.breakdown],
+            },
+            "cache": None if self.cache is None else {
+                k: v for k, v in asdict(self.cache).items() if k != "detail"
+            } | self.cache.detail,
+            "members": [
+                {
+                    "model": m.model,
+                    "answer": m.answer,
+                    "latency_ms": round(m.latency_ms, 2),
+                    "tokens_in": m.tokens_in,
+                    "tokens_out": m.tokens_out,
+                    "cost_usd": m.cost_usd,
+                    "error": m.error,
+                    "cached": m.cached,
+                }
+                for m in self.members
+            ],
+            "cost_usd": self.cost_usd,
+            "latency_ms": round(self.latency_ms, 2),
+            "steps": [{"name": s.name, "ms": round(s.ms, 3), "note": s.note} for s in self.steps],
+        }
