@@ -46,6 +46,7 @@ class Settings:
     call_timeout_s: float = 120.0
     retry_backoff_s: float = 0.25
     local_n_ctx: int = 4096  # llama.cpp context actually allocated (caps the model's window)
+    models_dir_override: Path | None = None  # INFERSCALE_MODELS_DIR: share model files across homes
 
     @classmethod
     def from_env(cls, home: str | Path | None = None, **overrides: Any) -> Settings:
@@ -55,6 +56,8 @@ class Settings:
             kw["cpu_hour_usd"] = _positive_float("INFERSCALE_CPU_HOUR_USD", v)
         if v := os.environ.get("INFERSCALE_CALL_TIMEOUT_S"):
             kw["call_timeout_s"] = _positive_float("INFERSCALE_CALL_TIMEOUT_S", v)
+        if v := os.environ.get("INFERSCALE_MODELS_DIR"):
+            kw["models_dir_override"] = Path(v).expanduser().resolve()
         if v := os.environ.get("INFERSCALE_MODELS_YAML"):
             kw["models_yaml"] = Path(v)
         kw.update(overrides)
@@ -70,7 +73,7 @@ class Settings:
 
     @property
     def models_dir(self) -> Path:
-        return self.home / "models"
+        return self.models_dir_override or self.home / "models"
 
     def ensure_dirs(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)

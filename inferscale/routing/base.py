@@ -26,9 +26,9 @@ class RouteRequest:
 
     @property
     def k(self) -> int:
-        if self.explicit:
-            return len(self.explicit)
-        return 1 if self.strategy == "single" else self.tunables.ensemble_k
+        if self.strategy == "single":
+            return 1  # the other models stay as fallbacks
+        return len(self.explicit) if self.explicit else self.tunables.ensemble_k
 
     def cost(self, spec: ModelSpec) -> float:
         return self.predicted_cost(spec, self.analysis.tokens, self.tunables.max_tokens)
