@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from .errors import InferscaleError
 
@@ -18,6 +18,12 @@ def _engine() -> Any:
     from .settings import Settings
 
     return Engine(Settings.from_env())
+
+
+def _options(args: argparse.Namespace) -> dict[str, str] | None:
+    from .orchestration.strategies import parse_options
+
+    return parse_options(args.option) if args.option else None
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -30,6 +36,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         models=models,
         router=args.router,
         use_cache=not args.no_cache,
+        strategy_options=_options(args),
     )
     if args.json:
         print(json.dumps(result.to_json(), ensure_ascii=False))
@@ -46,7 +53,44 @@ def cmd_ask(args: argparse.Namespace) -> int:
               f"{result.cache.saved_ms:.0f} ms)")
     for m in result.members:
         status = m.error or f"{m.latency_ms:.0f} ms, {m.tokens_in}+{m.tokens_out} tokens"
-        print(f"  - {m.model}{' (cached)' if m.cached else ''}: {status}")
+        role = f" [{m.role}]" if m.role else ""
+        print(f"  - {m.model}{role}{' (cached)' if m.cached else ''}: {status}")
+    from .orchestration.strategies import describe
+
+    if line := describe(result.detail):
+        print(line)
+    return 0
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    """Every line of a JSONL file through the engine; one JSON object per request, then a summary.
+    Exit 0 when the run completed, even if some requests failed."""
+    from .batch import read_jsonl, run_batch_sync
+
+    items = read_jsonl(args.file)  # validated before anything runs
+    engine = _engine()
+
+    def show(out: dict[str, Any]) -> None:
+        if args.json:
+            print(json.dumps(out, ensure_ascii=False), flush=True)
+            return
+        answer = out.get("answer")
+        text = " ".join(answer.split())[:100] if answer else f"error: {out.get('error')}"
+        mark = "" if "correct" not in out else (" ✓" if out["correct"] else " ✗")
+        print(f"[{out['id']}]{mark} {text}", flush=True)
+
+    summary = run_batch_sync(
+        engine, items, strategy=args.strategy,
+        models=[m for m in args.models.split(",") if m.strip()] if args.models else None,
+        concurrency=args.concurrency, strategy_options=_options(args), use_cache=not args.no_cache,
+        on_result=show,
+    )
+    if args.json:
+        print(json.dumps({"summary": summary.to_json()}), flush=True)
+        return 0
+    acc = "-" if summary.accuracy is None else f"{summary.accuracy:.1%} ({summary.correct}/{summary.with_expected})"
+    print(f"requests: {summary.requests}   answered: {summary.answered}   failed: {summary.failed}   "
+          f"cost: ${summary.cost_usd:.6f}   accuracy: {acc}   wall: {summary.wall_s:.1f} s")
     return 0
 
 
@@ -94,6 +138,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
         p50 = "-" if m["latency_p50_ms"] is None else f"{m['latency_p50_ms']:.0f}"
         p95 = "-" if m["latency_p95_ms"] is None else f"{m['latency_p95_ms']:.0f}"
         print(f"  {model}: {m['calls']} calls, {m['errors']} errors, p50 {p50} ms, p95 {p95} ms")
+    for model, c in stats.get("cooldowns", {}).items():
+        state = f"cooling down for {c['remaining_s']:.0f} s" if c["cooling_down"] else "healthy"
+        print(f"  {model}: {state} ({c['cooldowns']} cooldown(s), last: {c['last_error_class']})")
     return 0
 
 
@@ -129,8 +176,69 @@ def cmd_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_seed(args: argparse.Namespace) -> int:
+    from .monitor.seed import seed_home
+
+    if args.requests < 0:
+        raise InferscaleError("--requests must be >= 0")
+    seed_home(args.home, args.requests, days=args.days, clear=args.clear)
+    return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # Usage errors keep the one-line contract too (argparse would print the usage block first).
+        self.exit(2, f"error: {self.prog}: {message}\n")
+
+
+def cmd_cache_eval(args: argparse.Namespace) -> int:
+    """Score the semantic level (L1) on labelled pairs: store a, look up b, in an isolated cache."""
+    import math
+
+    from .cache.evaluate import evaluate, fow_pairs, load_pairs
+    from .cache.levels import verify_config
+    from .config_store import TunablesStore
+    from .db import Database
+    from .embeddings import Embedder
+    from .settings import Settings
+
+    if not args.pairs and not args.fow:
+        raise InferscaleError("cache-eval needs --pairs FILE.jsonl or --fow")
+    settings = Settings.from_env()
+    settings.ensure_dirs()
+    tun = TunablesStore(Database(settings.db_path)).load()
+    if args.threshold is not None:
+        if not math.isfinite(args.threshold) or not 0 <= args.threshold <= 1:
+            raise InferscaleError(f"--threshold must be in [0, 1], got {args.threshold}")
+        tun = tun.with_value("semantic_floor", str(min(tun.semantic_floor, args.threshold)))
+        tun = tun.with_value("semantic_threshold", str(args.threshold))
+    config, embedder = verify_config(tun), Embedder(memo_size=20000)
+    sets = {"pairs": load_pairs(args.pairs)} if args.pairs else {
+        "single": fow_pairs("single"), "conversations": fow_pairs("conversations")}
+    out = {name: evaluate(pairs, config, embedder, sweep=args.sweep, halves=bool(args.fow),
+                          faithful=args.faithful) for name, pairs in sets.items()}
+    if args.pairs:
+        out = out["pairs"]
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    for name, r in ({"pairs": out} if args.pairs else out).items():
+        c = r["counts"]
+        fmt = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
+        print(f"{name}: {r['pairs']} pairs at threshold {r['threshold']:.2f}: recall {fmt(r['recall'])}, "
+              f"false hits {fmt(r['false_hit_rate'])}, precision {fmt(r['precision'])} "
+              f"(hits {c['true_hits']}, false hits {c['false_hits']}, missed {c['missed']}, "
+              f"correct misses {c['correct_misses']})")
+        for half, h in r.get("halves", {}).items():
+            print(f"  {half} half: recall {fmt(h['recall'])}, false hits {fmt(h['false_hit_rate'])}")
+        for row in r.get("sweep", []):
+            print(f"  threshold {row['threshold']:.2f}: recall {fmt(row['recall'])}, "
+                  f"false hits {fmt(row['false_hit_rate'])}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="inferscale", description="Inference scaling across several LLMs.")
+    p = _Parser(prog="inferscale", description="Inference scaling across several LLMs.")
     sub = p.add_subparsers(dest="command", required=True)
 
     a = sub.add_parser("ask", help="answer one prompt")
@@ -141,7 +249,19 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--router")
     a.add_argument("--no-cache", action="store_true")
     a.add_argument("--json", action="store_true")
+    a.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="strategy option, repeatable (e.g. --option n=7 --option temperature=0.9)")
     a.set_defaults(fn=cmd_ask)
+
+    b = sub.add_parser("batch", help="answer every prompt of a JSONL file, concurrently")
+    b.add_argument("file", help='one JSON object per line: {"prompt": ..., "system"?, "id"?, "expected"?}')
+    b.add_argument("--strategy")
+    b.add_argument("--models", help="comma-separated model ids")
+    b.add_argument("--concurrency", type=int, default=8)
+    b.add_argument("--option", action="append", metavar="KEY=VALUE", help="strategy option, repeatable")
+    b.add_argument("--no-cache", action="store_true")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(fn=cmd_batch)
 
     m = sub.add_parser("models", help="list, import, enable or disable models")
     m.add_argument("action", nargs="?", choices=["list", "import", "enable", "disable"], default="list")
@@ -161,6 +281,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     su = sub.add_parser("setup", help="prepare local model files and the database")
     su.set_defaults(fn=cmd_setup)
+
+    sd = sub.add_parser("seed", help="insert synthetic monitor rows (synthetic=1) for demos and load tests")
+    sd.add_argument("--requests", type=int, default=10000)
+    sd.add_argument("--home", help="INFERSCALE_HOME to seed (default: the environment's)")
+    sd.add_argument("--days", type=float, default=30.0, help="spread the rows over the last DAYS")
+    sd.add_argument("--clear", action="store_true", help="remove all synthetic rows instead")
+    sd.set_defaults(fn=cmd_seed)
+
+    ce = sub.add_parser("cache-eval", help="precision/recall of the semantic cache on labelled pairs")
+    ce.add_argument("--pairs", help='JSONL: {"a": str, "b": str, "same": bool} per line')
+    ce.add_argument("--fow", action="store_true", help="run fow-cache's single and conversation sets")
+    ce.add_argument("--threshold", type=float, help="semantic_threshold to evaluate (default: tunables)")
+    ce.add_argument("--sweep", action="store_true", help="also print the threshold curve")
+    ce.add_argument("--faithful", action="store_true",
+                    help="a real SQLite+Chroma cache per pair instead of the batched fast path (slow)")
+    ce.add_argument("--json", action="store_true")
+    ce.set_defaults(fn=cmd_cache_eval)
     return p
 
 

@@ -33,10 +33,12 @@ class ModelSpec(BaseModel):
     tags: tuple[str, ...] = ("chat",)
     quality_prior: float = Field(default=0.5, ge=0, le=1)
     latency_prior_ms: float = Field(default=1000, ge=0)
+    timeout_s: float | None = Field(default=None, gt=0)  # per attempt; None = the global default
     enabled: bool = True
     notes: str = ""
 
-    @field_validator("input_price_per_1m", "output_price_per_1m", "quality_prior", "latency_prior_ms")
+    @field_validator("input_price_per_1m", "output_price_per_1m", "quality_prior", "latency_prior_ms",
+                     "timeout_s")
     @classmethod
     def _finite(cls, v: float | None) -> float | None:
         if v is not None and not math.isfinite(v):

@@ -43,8 +43,14 @@ class Settings:
     models_yaml: Path = DEFAULT_MODELS_YAML
     n_threads: int = 2
     cpu_hour_usd: float = 0.05  # price of one CPU-hour; local call cost = seconds x this / 3600
-    call_timeout_s: float = 120.0
-    retry_backoff_s: float = 0.25
+    call_timeout_s: float = 120.0  # per attempt; a model's own `timeout_s` overrides it
+    retry_backoff_s: float = 0.25  # first wait before a retry; doubles each attempt, with jitter
+    retry_backoff_max_s: float = 8.0
+    retry_after_max_s: float = 30.0  # a longer Retry-After makes us fall back instead of waiting
+    max_attempts: int = 2  # per model call, first attempt included
+    cooldown_failures: int = 3  # K failed calls of one model within the window → cooldown
+    cooldown_window_s: float = 60.0
+    cooldown_s: float = 30.0
     local_n_ctx: int = 4096  # llama.cpp context actually allocated (caps the model's window)
     models_dir_override: Path | None = None  # INFERSCALE_MODELS_DIR: share model files across homes
 
@@ -56,6 +62,12 @@ class Settings:
             kw["cpu_hour_usd"] = _positive_float("INFERSCALE_CPU_HOUR_USD", v)
         if v := os.environ.get("INFERSCALE_CALL_TIMEOUT_S"):
             kw["call_timeout_s"] = _positive_float("INFERSCALE_CALL_TIMEOUT_S", v)
+        if v := os.environ.get("INFERSCALE_RETRY_BACKOFF_S"):
+            kw["retry_backoff_s"] = _positive_float("INFERSCALE_RETRY_BACKOFF_S", v)
+        if v := os.environ.get("INFERSCALE_MAX_ATTEMPTS"):
+            kw["max_attempts"] = max(1, int(_positive_float("INFERSCALE_MAX_ATTEMPTS", v)))
+        if v := os.environ.get("INFERSCALE_COOLDOWN_S"):
+            kw["cooldown_s"] = _positive_float("INFERSCALE_COOLDOWN_S", v)
         if v := os.environ.get("INFERSCALE_MODELS_DIR"):
             kw["models_dir_override"] = Path(v).expanduser().resolve()
         if v := os.environ.get("INFERSCALE_MODELS_YAML"):
@@ -97,7 +109,7 @@ def _positive_float(name: str, raw: str) -> float:
     return value
 
 
-STRATEGY_NAMES = ("single", "ensemble")
+STRATEGY_NAMES = ("single", "ensemble", "cascade", "self-consistency", "best-of-n", "moa", "tree-search")
 ROUTER_NAMES = ("complexity", "fixed", "cheapest", "quality")
 
 
@@ -116,6 +128,36 @@ class Tunables:
     temperature: float = 0.0
     cache_enabled: bool = True
     fixed_models: tuple[str, ...] = field(default_factory=tuple)
+    # Strategy defaults (a request can override them with strategy options).
+    call_budget: int = 24  # most model calls one request may make, judge calls included
+    cascade_tau: float = 0.8  # cascade: escalate while confidence < tau
+    samples_n: int = 5  # self-consistency / best-of-n: how many samples or candidates
+    sample_temperature: float = 0.7  # temperature of those samples
+    judge_model: str = ""  # best-of-n / tree-search judge; "" = the strongest available model
+    moa_layers: int = 1  # mixture-of-agents proposer layers before the aggregator
+    tree_budget: int = 8  # tree-search: nodes to generate
+    # Cache (issue 4). L1 semantic: a reworded prompt needs `semantic_threshold` cosine; the same
+    # meaningful words need only `semantic_floor`; a one/two-word substitution or added qualifier
+    # needs the focused/qualifier threshold (see inferscale/cache/verify.py).
+    semantic_enabled: bool = True
+    semantic_threshold: float = 0.85
+    semantic_floor: float = 0.60
+    semantic_focused_threshold: float = 0.93
+    semantic_qualifier_threshold: float = 0.90
+    semantic_history_threshold: float = 0.90
+    # Per level: capacity in entries and MB, and TTL in seconds (0 = never expires).
+    cache_l1_max_entries: int = 100_000
+    cache_l1_max_mb: float = 512.0
+    cache_l1_ttl_s: float = 7 * 86400.0
+    cache_l2_max_entries: int = 200_000
+    cache_l2_max_mb: float = 256.0
+    cache_l2_ttl_s: float = 0.0
+    cache_l3_max_entries: int = 100_000
+    cache_l3_max_mb: float = 512.0
+    cache_l3_ttl_s: float = 7 * 86400.0
+    cache_l4_max_entries: int = 100_000
+    cache_l4_max_mb: float = 512.0
+    cache_l4_ttl_s: float = 7 * 86400.0
 
     def validate(self) -> Tunables:
         th = self.complexity_thresholds
@@ -139,6 +181,30 @@ class Tunables:
             raise ConfigError(f"max_tokens must be an integer in [1, 32768], got {self.max_tokens!r}")
         if not isinstance(self.temperature, (int, float)) or not 0 <= self.temperature <= 2:
             raise ConfigError(f"temperature must be in [0, 2], got {self.temperature!r}")
+        for name, low, high in (("call_budget", 1, 1000), ("samples_n", 1, 64), ("moa_layers", 1, 8),
+                                ("tree_budget", 1, 256)):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or not low <= v <= high:
+                raise ConfigError(f"{name} must be an integer in [{low}, {high}], got {v!r}")
+        _unit("cascade_tau", self.cascade_tau)
+        if not isinstance(self.sample_temperature, (int, float)) or not 0 <= self.sample_temperature <= 2:
+            raise ConfigError(f"sample_temperature must be in [0, 2], got {self.sample_temperature!r}")
+        if not isinstance(self.judge_model, str):
+            raise ConfigError(f"judge_model must be a model id or empty, got {self.judge_model!r}")
+        for name in ("semantic_threshold", "semantic_floor", "semantic_focused_threshold",
+                     "semantic_qualifier_threshold", "semantic_history_threshold"):
+            _unit(name, getattr(self, name))
+        if self.semantic_floor > self.semantic_threshold:
+            raise ConfigError(f"semantic_floor ({self.semantic_floor}) must be <= semantic_threshold "
+                              f"({self.semantic_threshold})")
+        for lvl in ("l1", "l2", "l3", "l4"):
+            n = getattr(self, f"cache_{lvl}_max_entries")
+            if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 100_000_000:
+                raise ConfigError(f"cache_{lvl}_max_entries must be an integer in [1, 100000000], got {n!r}")
+            for name, low in ((f"cache_{lvl}_max_mb", 0.001), (f"cache_{lvl}_ttl_s", 0.0)):
+                v = getattr(self, name)
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < low:
+                    raise ConfigError(f"{name} must be a finite number >= {low}, got {v!r}")
         return self
 
     def to_dict(self) -> dict[str, Any]:

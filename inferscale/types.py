@@ -51,6 +51,9 @@ class MemberResult:
     error: str | None = None  # "<ErrorClass>: message" when the call failed
     cached: bool = False
     attempts: int = 1
+    attempt_errors: tuple[str, ...] = ()  # error class of every failed attempt, retried ones too
+    mean_logprob: float | None = None  # mean token log-probability, when the provider gives them
+    role: str = ""  # what the call was for inside its strategy: "sample 2", "judge", "tier 1"…
 
     @property
     def ok(self) -> bool:
@@ -91,6 +94,7 @@ class AskResult:
     cost_usd: float
     latency_ms: float
     steps: tuple[StepTiming, ...] = ()
+    detail: dict[str, Any] = field(default_factory=dict)  # the strategy's structure (see strategies/)
 
     def to_json(self) -> dict[str, Any]:
         """The stable `inferscale ask --json` shape."""
@@ -121,10 +125,12 @@ class AskResult:
                     "cost_usd": m.cost_usd,
                     "error": m.error,
                     "cached": m.cached,
+                    "role": m.role,
                 }
                 for m in self.members
             ],
             "cost_usd": self.cost_usd,
             "latency_ms": round(self.latency_ms, 2),
             "steps": [{"name": s.name, "ms": round(s.ms, 3), "note": s.note} for s in self.steps],
+            "detail": self.detail,
         }

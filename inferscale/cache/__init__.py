@@ -1,5 +1,7 @@
-"""Inference cache. Levels so far: L3 exact per-model output, L4 exact final result (SQLite)."""
+"""Inference cache: L1 semantic (Chroma + verification), L2 intermediate state, L3 model output,
+L4 final result (SQLite), with per-level TTL, capacity and GDSF eviction. See `levels.py`."""
 
 from .exact import ExactCache, cache_key
+from .levels import LEVELS, CacheLevels
 
-__all__ = ["ExactCache", "cache_key"]
+__all__ = ["LEVELS", "CacheLevels", "ExactCache", "cache_key"]

@@ -130,6 +130,46 @@ def m003_exact_cache(db: sqlite_utils.Database) -> None:
     db["cache_entries"].create_index(["level", "created_at"])
 
 
+@migration
+def m004_cache_levels(db: sqlite_utils.Database) -> None:
+    """L1 semantic index beside cache_entries, GDSF priorities, and the eviction log."""
+    db["cache_entries"].add_column("priority", float, not_null_default=0.0)
+    db["cache_entries"].create_index(["level", "priority"])
+    db.execute(
+        "CREATE TABLE semantic_index ("
+        " key TEXT PRIMARY KEY REFERENCES cache_entries(key) ON DELETE CASCADE,"
+        " scope TEXT NOT NULL, last TEXT NOT NULL, history TEXT NOT NULL, exact_hash TEXT NOT NULL,"
+        " v_last BLOB NOT NULL, v_hist BLOB)"
+    )
+    db.execute("CREATE INDEX idx_semantic_index_scope ON semantic_index(scope, exact_hash)")
+    db["cache_evictions"].create(
+        {"id": int, "ts": float, "level": str, "key": str, "reason": str, "bytes": int, "hits": int,
+         "priority": float, "saved_usd": float},
+        pk="id",
+    )
+    db["cache_evictions"].create_index(["level", "ts"])
+    db["cache_clock"].create({"level": str, "inflation": float}, pk="level")
+
+
+@migration
+def m005_reliability(db: sqlite_utils.Database) -> None:
+    """Every failed attempt's error class (retries included), and model cooldowns."""
+    db["model_calls"].add_column("attempt_errors", str)  # JSON list, e.g. ["RateLimitError"]
+    db["model_health"].create(
+        {
+            "model": str,
+            "cooldown_until": float,  # epoch seconds
+            "cooldowns": int,  # how many times the model was cooled down
+            "failures": int,  # failures in the window that tripped the last cooldown
+            "last_error_class": str,
+            "last_error": str,
+            "updated_at": float,
+        },
+        pk="model",
+        defaults={"cooldowns": 0},
+    )
+
+
 def apply_migrations(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in order, each in its own transaction. Returns the names applied."""
     db.conn.execute("PRAGMA journal_mode=WAL")

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from typing import Any
 
 from ..db import Database
+from ..providers.health import Cooldown
 from ..types import AskResult, MemberResult
 
 CACHE_LEVELS = ("L1", "L2", "L3", "L4")
@@ -66,6 +68,7 @@ class Monitor:
                         "error_class": m.error_class,
                         "error": m.error,
                         "attempts": m.attempts,
+                        "attempt_errors": _attempt_errors(m),
                     }
                     for m in calls
                 )
@@ -96,10 +99,30 @@ class Monitor:
                         "request_id": request_id, "ts": now, "model": m.model,
                         "tokens_in": m.tokens_in, "tokens_out": m.tokens_out, "cost_usd": m.cost_usd,
                         "latency_ms": m.latency_ms, "error_class": m.error_class, "error": m.error,
-                        "attempts": m.attempts,
+                        "attempts": m.attempts, "attempt_errors": _attempt_errors(m),
                     }
                     for m in calls
                 )
+
+    def record_cooldown(self, cd: Cooldown) -> None:
+        """Persist a model's cooldown so other processes (`inferscale stats`, the dashboard) see it."""
+        with self._dbh.tx() as db:
+            db.execute(
+                "INSERT INTO model_health (model, cooldown_until, cooldowns, failures, last_error_class,"
+                " last_error, updated_at) VALUES (?, ?, 1, ?, ?, ?, ?)"
+                " ON CONFLICT(model) DO UPDATE SET cooldown_until = excluded.cooldown_until,"
+                " cooldowns = cooldowns + 1, failures = excluded.failures,"
+                " last_error_class = excluded.last_error_class, last_error = excluded.last_error,"
+                " updated_at = excluded.updated_at",
+                [cd.model, cd.until, cd.failures, cd.error_class, cd.error, time.time()],
+            )
+
+    def cooldowns(self, active_only: bool = True) -> list[Cooldown]:
+        sql = "SELECT model, cooldown_until, failures, last_error_class, last_error FROM model_health"
+        rows = self._dbh.db.execute(
+            sql + (" WHERE cooldown_until > ?" if active_only else ""), [time.time()] if active_only else []
+        ).fetchall()
+        return [Cooldown(r[0], r[1], r[2] or 0, r[3] or "", r[4] or "") for r in rows]
 
     # -- reads ----------------------------------------------------------------------------------
     def count(self, table: str, where: str | None = None, params: list | None = None) -> int:
@@ -121,12 +144,21 @@ class Monitor:
                 [level],
             ).fetchone()
             total = hits + misses
+            evictions, entries, size = db.execute(
+                "SELECT (SELECT COUNT(*) FROM cache_evictions WHERE level = ?),"
+                " (SELECT COUNT(*) FROM cache_entries WHERE level = ?),"
+                " (SELECT COALESCE(SUM(bytes), 0) FROM cache_entries WHERE level = ?)",
+                [level, level, level],
+            ).fetchone()
             levels[level] = {
                 "hits": hits,
                 "misses": misses,
                 "hit_rate": (hits / total) if total else None,
                 "saved_usd": saved_usd,
-                "saved_ms": saved_ms,
+                "saved_ms": saved_ms,  # latency saved
+                "evictions": evictions,
+                "entries": entries,
+                "bytes": size,
             }
         per_model = {}
         for (model,) in db.execute("SELECT DISTINCT model FROM model_calls ORDER BY model").fetchall():
@@ -136,14 +168,16 @@ class Monitor:
                 [model],
             ).fetchall()
             lat = [r[0] for r in rows]
-            calls, errors, cost, tin, tout = db.execute(
-                "SELECT COUNT(*), SUM(error_class IS NOT NULL), COALESCE(SUM(cost_usd),0),"
-                " COALESCE(SUM(tokens_in),0), COALESCE(SUM(tokens_out),0) FROM model_calls WHERE model = ?",
+            calls, errors, cost, tin, tout, cancelled = db.execute(
+                "SELECT COUNT(*), SUM(error_class IS NOT NULL AND error_class != 'Cancelled'),"
+                " COALESCE(SUM(cost_usd),0), COALESCE(SUM(tokens_in),0), COALESCE(SUM(tokens_out),0),"
+                " SUM(error_class = 'Cancelled') FROM model_calls WHERE model = ?",
                 [model],
             ).fetchone()
             per_model[model] = {
                 "calls": calls,
                 "errors": errors,
+                "cancelled": cancelled or 0,  # stragglers a strategy stopped early, not failures
                 "cost_usd": cost,
                 "tokens_in": tin,
                 "tokens_out": tout,
@@ -159,12 +193,32 @@ class Monitor:
             "saved_usd": req[2],
             "cache": levels,
             "models": per_model,
+            "cooldowns": self._cooldown_stats(),
+        }
+
+    def _cooldown_stats(self) -> dict[str, dict[str, Any]]:
+        """Every model that was ever cooled down; `cooling_down` is true while it still is."""
+        now = time.time()
+        rows = self._dbh.db.execute(
+            "SELECT model, cooldown_until, cooldowns, failures, last_error_class FROM model_health"
+            " ORDER BY model"
+        ).fetchall()
+        return {
+            model: {"cooling_down": until > now, "cooldown_until": until,
+                    "remaining_s": max(0.0, until - now), "cooldowns": n, "failures": failures,
+                    "last_error_class": cls}
+            for model, until, n, failures, cls in rows
         }
 
 
 def _percentile(sorted_values: list[float], pct: float) -> float | None:
     if not sorted_values:
         return None
-    # nearest-rank: a value that was really observed
-    k = max(0, min(len(sorted_values) - 1, round(pct / 100 * len(sorted_values) + 0.5) - 1))
+    # nearest-rank (the ceil(p*n)-th value): a value that was really observed. Not round(x + 0.5):
+    # banker's rounding makes that ceil(x) + 1 for some integer x (the p50 of [1, 2] came out 2).
+    k = max(0, min(len(sorted_values) - 1, math.ceil(pct / 100 * len(sorted_values) - 1e-9) - 1))
     return sorted_values[k]
+
+
+def _attempt_errors(m: MemberResult) -> str | None:
+    return json.dumps(list(m.attempt_errors)) if m.attempt_errors else None

@@ -7,6 +7,8 @@ dashboard applies to the next request without a restart.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import time
 import uuid
 from collections.abc import Callable
@@ -14,12 +16,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..analysis import ANALYSIS_VERSION, Analyzer, analysis_from_dict
-from ..cache import ExactCache, cache_key
+from ..cache import CacheLevels, cache_key
 from ..config_store import TunablesStore
 from ..db import Database
 from ..embeddings import Embedder
 from ..errors import ConfigError, InferscaleError, InvalidPromptError
 from ..monitor.store import Monitor
+from ..providers.health import HealthTracker
 from ..providers.llm import call_model, local_cost
 from ..registry import ModelSpec, Registry
 from ..routing import RouteRequest
@@ -27,18 +30,22 @@ from ..routing.policies import get_router, route
 from ..settings import STRATEGY_NAMES, Settings, Tunables
 from ..types import Analysis, AskResult, CacheHit, MemberResult, Message, StepTiming
 from .runner import run_sync
-from .strategies import STRATEGIES, ExecContext
+from .strategies import STRATEGIES, Budget, ExecContext, build_strategy
 
 
 @dataclass(frozen=True)
 class Event:
-    """A live event for the dashboard: kind is started | token | finished | step."""
+    """A live event for the dashboard: kind is started | token (streaming text) | finished |
+    failed | step. `call_id` tells apart several calls to one model (samples, judge calls) and
+    `role` says what the call is for in its strategy ("sample 2", "judge 1", "tier 1", "node 3")."""
 
     kind: str
     model: str | None = None
     text: str = ""
     member: MemberResult | None = None
     step: StepTiming | None = None
+    call_id: int | None = None
+    role: str = ""
 
 
 OnEvent = Callable[[Event], Any]
@@ -61,10 +68,16 @@ class Engine:
         self.database = Database(settings.db_path)
         self.registry = Registry(self.database, seed=settings.models_yaml)
         self.monitor = Monitor(self.database)
-        self.cache = ExactCache(self.database)
         self.tunables_store = TunablesStore(self.database)
         self.embedder = Embedder()
         self.analyzer = Analyzer(self.embedder)
+        # L1 semantic + L2/L3/L4 exact levels; `cache` stays the exact store for older callers.
+        self.levels = CacheLevels(settings, self.database, self.embedder)
+        self.cache = self.levels.exact
+        # Cooldowns are shared by every request of this process and persisted for `stats`.
+        self.health = HealthTracker(settings.cooldown_failures, settings.cooldown_window_s,
+                                    settings.cooldown_s, on_cooldown=self.monitor.record_cooldown)
+        self.health.restore(self.monitor.cooldowns())
 
     # -- settings -------------------------------------------------------------------------------
     def tunables(self) -> Tunables:
@@ -100,13 +113,17 @@ class Engine:
         router: str | None = None,
         use_cache: bool = True,
         on_event: OnEvent | None = None,
+        strategy_options: dict[str, Any] | None = None,
     ) -> AskResult:
+        """`strategy_options` override the strategy's defaults for this request, e.g.
+        {"n": 7} for self-consistency or {"tau": 0.6} for cascade (see strategies/)."""
         t_start = time.perf_counter()
         tun = self.tunables()
         messages = _messages(prompt, system, history)
         strategy = strategy or tun.default_strategy
         if strategy not in STRATEGIES:
             raise ConfigError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGY_NAMES)}")
+        strat = build_strategy(strategy, tun, strategy_options)
         router_obj = get_router(router or ("fixed" if models else tun.default_router))
         explicit = tuple(self.registry.require_available(m) for m in _dedupe(models or []))
         use_cache = use_cache and tun.cache_enabled
@@ -133,15 +150,28 @@ class Engine:
                 "models": [s.id for s in explicit], "router": router_obj.name,
                 "router_config": [tun.complexity_thresholds, tun.budget_usd, tun.fixed_models,
                                   tun.ensemble_k],
+                "strategy_config": [strat.config.model_dump(mode="json"), tun.call_budget],
                 "available": [s.id for s in candidates],
             }
             l4_key = cache_key("L4", **scope)
-            hit = self.cache.get(l4_key) if use_cache else None
+            hit = self.levels.get(l4_key, tun) if use_cache else None
             if use_cache:
                 trace.cache_events.append(_cache_event("L4", hit))
-            step("cache", t0, "L4 hit" if hit else ("L4 miss" if use_cache else "cache bypassed"))
+            # Cheapest first: the exact L4 key, then the semantic L1 search within the same scope.
+            l1_query, sem = None, None
+            if use_cache and tun.semantic_enabled and hit is None:
+                l1_query = self.levels.query(messages, **{k: v for k, v in scope.items() if k != "messages"})
+                # Chroma and SQLite calls block: keep them off the event loop other requests share.
+                sem = await asyncio.to_thread(self.levels.lookup, l1_query, tun)
+                trace.cache_events.append(_cache_event("L1", sem.match))
+            step("cache", t0, _cache_note(use_cache, hit, sem))
             if hit is not None:
                 return self._from_cache(request_id, hit, analysis, trace, t_start, emit)
+            if sem is not None and sem.match is not None:
+                m = sem.match
+                return self._from_cache(request_id, m, analysis, trace, t_start, emit, level="L1", extra={
+                    "matched_prompt": m.matched_prompt, "similarity": round(m.similarity, 4),
+                    "verification": m.reason})
 
             t0 = time.perf_counter()
             req = RouteRequest(analysis, candidates, strategy, tun, self.predicted_cost, explicit)
@@ -152,9 +182,11 @@ class Engine:
             specs = {s.id: s for s in (*candidates, *explicit)}
             ctx = ExecContext(
                 decision, specs, self._member_caller(messages, params, use_cache, trace, emit),
-                self.embedder,
+                self.embedder, messages=tuple(messages), params=params,
+                budget=Budget(max_calls=tun.call_budget, max_usd=tun.budget_usd),
+                predict=self.predicted_cost, health=self.health,
             )
-            outcome = await STRATEGIES[strategy]().run(ctx)
+            outcome = await strat.run(ctx)
             step("execution", t0, f"{len(outcome.members)} member call(s)")
 
             t0 = time.perf_counter()
@@ -171,11 +203,13 @@ class Engine:
                 cost_usd=sum(m.cost_usd for m in members if not m.cached),
                 latency_ms=(time.perf_counter() - t_start) * 1000,
                 steps=tuple(trace.steps),
+                detail=outcome.detail,
             )
             if use_cache:
-                self.cache.put(
-                    l4_key, "L4", result.to_json(), result.cost_usd, result.latency_ms,
-                )
+                self.levels.put(l4_key, "L4", result.to_json(), result.cost_usd, result.latency_ms, tun)
+                if l1_query is not None:
+                    await asyncio.to_thread(self.levels.store, l1_query, result.to_json(), result.cost_usd,
+                                            result.latency_ms, tun)
             self.monitor.finish_request(result, trace.calls, trace.cache_events, trace.saved_usd)
             step("monitoring", t0, "request, calls, cache events and routing recorded")
             return _with_steps(result, trace)
@@ -191,25 +225,27 @@ class Engine:
         if not use_cache:
             return self.analyzer.analyze(prompt, system), False
         key = cache_key("L2", kind="analysis", version=ANALYSIS_VERSION, prompt=prompt, system=system)
-        hit = self.cache.get(key)
+        tun = self.tunables()
+        hit = self.levels.get(key, tun)
         trace.cache_events.append(_cache_event("L2", hit))
         if hit is not None:
             return analysis_from_dict(hit.value), True
         t0 = time.perf_counter()
         analysis = self.analyzer.analyze(prompt, system)
         ms = (time.perf_counter() - t0) * 1000
-        self.cache.put(key, "L2", asdict(analysis), 0.0, ms)
+        self.levels.put(key, "L2", asdict(analysis), 0.0, ms, tun)
         return analysis, False
 
     def _from_cache(self, request_id: str, hit: Any, analysis: Any, trace: _Trace,
-                    t_start: float, emit: Callable[[Event], None]) -> AskResult:
+                    t_start: float, emit: Callable[[Event], None], level: str = "L4",
+                    extra: dict[str, Any] | None = None) -> AskResult:
         from ..types import RoutingDecision
 
         v = hit.value
         r = v["routing"]
         decision = RoutingDecision(
             policy=r.get("policy", "cache"), models=tuple(r["models"]), strategy=v["strategy"],
-            reason=f"served from the L4 cache (originally: {r['reason']})",
+            reason=f"served from the {level} cache (originally: {r['reason']})",
             predicted_cost_usd=0.0,
         )
         members = tuple(
@@ -231,13 +267,14 @@ class Engine:
             strategy=v["strategy"],
             analysis=analysis,
             routing=decision,
-            cache=CacheHit("L4", hit.key, hit.cost_usd, hit.latency_ms, hit.created_at,
-                           {"hits": hit.hits, "original_request_id": v["request_id"]}),
+            cache=CacheHit(level, hit.key, hit.cost_usd, hit.latency_ms, hit.created_at,
+                           {"hits": hit.hits, "original_request_id": v["request_id"], **(extra or {})}),
             members=members,
             confidence=v.get("confidence"),
             cost_usd=0.0,
             latency_ms=(time.perf_counter() - t_start) * 1000,
             steps=tuple(trace.steps),
+            detail=v.get("detail") or {},
         )
         self.monitor.finish_request(result, [], trace.cache_events, trace.saved_usd)
         trace.steps.append(StepTiming("monitoring", (time.perf_counter() - t0) * 1000, "recorded"))
@@ -245,31 +282,49 @@ class Engine:
 
     def _member_caller(self, messages: list[Message], params: dict[str, Any], use_cache: bool,
                        trace: _Trace, emit: Callable[[Event], None]) -> Callable:
-        async def call(spec: ModelSpec) -> MemberResult:
+        call_ids = itertools.count()
+        request_messages, request_params = messages, params
+        tun = self.tunables()
+
+        async def call(spec: ModelSpec, *, messages: list[Message] | None = None,
+                       params: dict[str, Any] | None = None, sample: int = 0,
+                       role: str = "") -> MemberResult:
+            """Strategies may send their own messages (judge, aggregator, refinement) and params
+            (sample temperature); `sample` > 0 keeps repeated samples apart in the L3 cache."""
+            messages = request_messages if messages is None else messages
+            params = request_params if params is None else params
+            call_id = next(call_ids)
             key = cache_key("L3", model=spec.id, litellm_model=spec.model, api_base=spec.api_base,
-                            messages=messages, params=params)
-            emit(Event("started", model=spec.id))
+                            messages=messages, params=params, **({"sample": sample} if sample else {}))
+            emit(Event("started", model=spec.id, call_id=call_id, role=role))
             if use_cache:
-                hit = self.cache.get(key)
+                hit = self.levels.get(key, tun)
                 trace.cache_events.append(_cache_event("L3", hit, spec.id))
                 if hit is not None:
                     trace.saved_usd += hit.cost_usd
                     m = MemberResult(**{**hit.value, "cached": True, "attempts": 0})
-                    emit(Event("finished", model=spec.id, member=m))
+                    emit(Event("finished", model=spec.id, member=m, call_id=call_id, role=role))
                     return m
 
             async def on_token(model_id: str, delta: str) -> None:
-                emit(Event("token", model=model_id, text=delta))
+                emit(Event("token", model=model_id, text=delta, call_id=call_id, role=role))
+
+            def on_cancel(m: MemberResult) -> None:
+                trace.calls.append(m)
+                emit(Event("failed", model=spec.id, member=m, call_id=call_id, role=role))
 
             result = await call_model(
-                spec, messages, params, self.settings, on_token=on_token if emit.live else None
+                spec, messages, params, self.settings, on_token=on_token if emit.live else None,
+                on_cancel=on_cancel,
             )
             trace.calls.append(result)
+            self.health.record(spec.id, result.error_class, result.error)
             if use_cache and result.ok:
-                value = {k: getattr(result, k) for k in
-                         ("model", "answer", "latency_ms", "tokens_in", "tokens_out", "cost_usd")}
-                self.cache.put(key, "L3", value, result.cost_usd, result.latency_ms, model=spec.id)
-            emit(Event("finished", model=spec.id, member=result))
+                value = {k: getattr(result, k) for k in ("model", "answer", "latency_ms", "tokens_in",
+                                                         "tokens_out", "cost_usd", "mean_logprob")}
+                self.levels.put(key, "L3", value, result.cost_usd, result.latency_ms, tun, model=spec.id)
+            emit(Event("finished" if result.ok else "failed", model=spec.id, member=result,
+                       call_id=call_id, role=role))
             return result
 
         return call
@@ -297,6 +352,20 @@ def _messages(prompt: str, system: str | None, history: list[Message] | None) ->
 
 def _dedupe(ids: list[str]) -> list[str]:
     return list(dict.fromkeys(i.strip() for i in ids if i.strip()))
+
+
+def _cache_note(use_cache: bool, hit: Any, sem: Any) -> str:
+    if not use_cache:
+        return "cache bypassed"
+    if hit is not None:
+        return "L4 hit"
+    if sem is None:
+        return "L4 miss"
+    if sem.match is not None:
+        return f"L4 miss; L1 hit ({sem.match.reason}) on {sem.match.matched_prompt[:80]!r}"
+    why = sem.error or (f"{sem.candidates} candidate(s) rejected: " + "; ".join(sem.rejected[:2])
+                        if sem.candidates else "no candidate in scope")
+    return f"L4 miss; L1 miss ({why})"
 
 
 def _cache_event(level: str, hit: Any, model: str | None = None) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Every model call goes through `litellm.acompletion`: timeout, one retry with backoff, cost.
+"""Every model call goes through `litellm.acompletion`: timeouts, retries with backoff, cost.
 
 `call_model` never raises for a provider failure: it returns a `MemberResult` whose `error` names
 the error class, so one member failing never takes the others' answers with it.
@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
-import random
+import re
 import threading
 import time
+import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,19 +22,14 @@ from ..settings import Settings, prepare_offline_env
 from ..types import MemberResult, Message
 from .local import LocalConfig, make_handler
 from .modelfiles import LOCAL_MODELS
+from .retry import MalformedResponseError, RetryPolicy, classify, retry_after
 
 OnToken = Callable[[str, str], Awaitable[None] | None]  # (model_id, text_delta)
 
-# Errors a second attempt cannot fix: wrong key, bad request, unknown model, prompt too long.
-_NO_RETRY = {
-    "AuthenticationError",
-    "PermissionDeniedError",
-    "BadRequestError",
-    "NotFoundError",
-    "ContextWindowExceededError",
-    "UnsupportedParamsError",
-    "ModelUnavailableError",
-}
+log = logging.getLogger("inferscale.providers")
+log.addHandler(logging.NullHandler())  # a library logs; the application decides where it goes
+_WORD = re.compile(r"\w+|[^\w\s]")
+
 
 _setup_lock = threading.Lock()
 _local_cfg: LocalConfig | None = None
@@ -48,6 +45,12 @@ def litellm_module(settings: Settings) -> Any:
             prepare_offline_env()
             import litellm
 
+            # A call cancelled by an early-stopping strategy can leave litellm holding a provider
+            # coroutine it never awaits; the cancellation itself is already recorded.
+            warnings.filterwarnings(
+                "ignore", message=r"coroutine '[\w.<>]*\.a(completion|streaming)' was never awaited",
+                category=RuntimeWarning,
+            )
             litellm.suppress_debug_info = True
             litellm.telemetry = False
             logging.getLogger("LiteLLM").setLevel(logging.CRITICAL)
@@ -62,8 +65,16 @@ def litellm_module(settings: Settings) -> Any:
         return _litellm
 
 
+_registered_cpu_hour_usd: float | None = None
+
+
 def _register_local_prices(litellm: Any, cpu_hour_usd: float) -> None:
     # Local calls are priced by wall-clock seconds, so litellm.completion_cost works for them too.
+    # Registering rebuilds litellm's model maps (~1 ms): only when the price really changed.
+    global _registered_cpu_hour_usd
+    if _registered_cpu_hour_usd == cpu_hour_usd:
+        return
+    _registered_cpu_hour_usd = cpu_hour_usd
     per_second = cpu_hour_usd / 3600.0
     litellm.register_model({
         f"local/{name}": {
@@ -96,6 +107,12 @@ def _cost(litellm: Any, spec: ModelSpec, resp: Any, seconds: float, settings: Se
 
 def call_kwargs(spec: ModelSpec, messages: list[Message], params: dict[str, Any], timeout: float) -> dict:
     kw: dict[str, Any] = {"model": spec.model, "messages": messages, "timeout": timeout, **params}
+    if params.get("logprobs"):
+        kw["drop_params"] = True  # providers without log-probabilities simply return none
+    if not spec.is_local:
+        # We retry ourselves; the provider SDK's own retries (openai: 2, with backoff) would
+        # multiply calls, eat the timeout and turn a 500 into a misleading Timeout.
+        kw["max_retries"] = 0
     if spec.api_base:
         kw["api_base"] = spec.api_base
     if spec.api_key_env:
@@ -133,47 +150,108 @@ async def call_model(
     settings: Settings,
     on_token: OnToken | None = None,
     timeout: float | None = None,
+    on_cancel: Callable[[MemberResult], None] | None = None,
 ) -> MemberResult:
-    """Call one model with a timeout and one retry (exponential backoff with jitter)."""
+    """Call one model: context-window check, per-model timeout, retries with exponential backoff
+    on 429/5xx/timeouts/malformed bodies (honouring Retry-After), cost.
+
+    Never raises for a provider failure. If the caller cancels it (a strategy stopping early), the
+    partial record is handed to `on_cancel` first, so the attempts already made are still counted.
+    """
     litellm = litellm_module(settings)
-    timeout = timeout or settings.call_timeout_s
-    kw = call_kwargs(spec, messages, params, timeout)
+    timeout = timeout or spec.timeout_s or settings.call_timeout_s
+    policy = RetryPolicy.from_settings(settings)
     started = time.perf_counter()
-    error = None
-    attempts = 0
-    for attempt in range(2):
-        attempts = attempt + 1
-        t0 = time.perf_counter()
-        try:
-            resp = await _one_attempt(litellm, kw, spec, timeout, on_token)
-            seconds = time.perf_counter() - t0
-            content = resp.choices[0].message.content if resp and resp.choices else None
-            if content is None:
-                raise ValueError("provider returned no message content")
-            usage = getattr(resp, "usage", None)
-            return MemberResult(
-                model=spec.id,
-                answer=content.strip(),
-                latency_ms=(time.perf_counter() - started) * 1000,
-                tokens_in=int(getattr(usage, "prompt_tokens", 0) or 0),
-                tokens_out=int(getattr(usage, "completion_tokens", 0) or 0),
-                cost_usd=_cost(litellm, spec, resp, seconds, settings),
-                attempts=attempts,
-            )
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - classified and reported, never propagated
-            name = "Timeout" if isinstance(exc, asyncio.TimeoutError) else type(exc).__name__
-            error = f"{name}: {_short(exc, spec)}"
-            if name in _NO_RETRY or attempt == 1:
-                break
-            await asyncio.sleep(settings.retry_backoff_s * (2**attempt) * (0.5 + random.random()))
+    if problem := context_problem(spec, messages, params, settings):
+        return _failed(spec, started, f"ContextWindowExceededError: {problem}", 0, ())
+    kw = call_kwargs(spec, messages, params, timeout)
+    errors: list[str] = []
+    error = ""
+    made = 0  # attempts started
+    try:
+        for attempt in range(1, policy.max_attempts + 1):
+            made = attempt
+            t0 = time.perf_counter()
+            try:
+                resp = await _one_attempt(litellm, kw, spec, timeout, on_token)
+                return _result(litellm, spec, resp, started, t0, attempt, tuple(errors), settings)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - classified and reported, never propagated
+                name, retryable = classify(exc)
+                why = f"no answer within {timeout:g} s" if name == "Timeout" else _short(exc, spec)
+                error = f"{name}: {why}"
+                errors.append(name)
+                log.info("%s attempt %d failed: %s", spec.id, attempt, error)
+                delay = policy.delay(attempt, retry_after(exc)) if retryable else None
+                if delay is None:
+                    break
+                await asyncio.sleep(delay)
+    except asyncio.CancelledError:
+        if on_cancel is not None:
+            in_flight = ("Cancelled",) if made > len(errors) else ()
+            on_cancel(_failed(spec, started, "Cancelled: the strategy stopped early", made,
+                              (*errors, *in_flight)))
+        raise
+    log.warning("%s failed after %d attempt(s): %s", spec.id, len(errors), error)
+    return _failed(spec, started, error, len(errors), tuple(errors))
+
+
+def estimate_tokens(messages: list[Message]) -> int:
+    """Tokenizer-free upper-side estimate (~1.3 tokens per word or mark, +4 per message)."""
+    return sum(math.ceil(len(_WORD.findall(m.get("content") or "")) * 1.3) + 4 for m in messages)
+
+
+def context_problem(spec: ModelSpec, messages: list[Message], params: dict[str, Any],
+                    settings: Settings) -> str | None:
+    """Why this call cannot fit the model's context window, or None when it fits."""
+    window = min(spec.context_window, settings.local_n_ctx) if spec.is_local else spec.context_window
+    need = estimate_tokens(messages) + int(params.get("max_tokens") or 0)
+    if need <= window:
+        return None
+    return f"~{need} tokens with the answer, more than {spec.id}'s context window ({window})"
+
+
+def _result(litellm: Any, spec: ModelSpec, resp: Any, started: float, t0: float, attempt: int,
+            errors: tuple[str, ...], settings: Settings) -> MemberResult:
+    choices = getattr(resp, "choices", None)
+    content = choices[0].message.content if choices else None
+    if not isinstance(content, str):
+        raise MalformedResponseError("provider returned no message content")
+    usage = getattr(resp, "usage", None)
+    return MemberResult(
+        model=spec.id,
+        answer=content.strip(),
+        latency_ms=(time.perf_counter() - started) * 1000,
+        tokens_in=int(getattr(usage, "prompt_tokens", 0) or 0),
+        tokens_out=int(getattr(usage, "completion_tokens", 0) or 0),
+        cost_usd=_cost(litellm, spec, resp, time.perf_counter() - t0, settings),
+        attempts=attempt,
+        attempt_errors=errors,
+        mean_logprob=_mean_logprob(choices[0]),
+    )
+
+
+def _mean_logprob(choice: Any) -> float | None:
+    lp = getattr(choice, "logprobs", None)
+    content = lp.get("content") if isinstance(lp, dict) else getattr(lp, "content", None)
+    values = [
+        v for t in content or []
+        if isinstance(v := (t.get("logprob") if isinstance(t, dict) else getattr(t, "logprob", None)),
+                      int | float)
+    ]
+    return sum(values) / len(values) if values else None
+
+
+def _failed(spec: ModelSpec, started: float, error: str, attempts: int,
+            errors: tuple[str, ...]) -> MemberResult:
     return MemberResult(
         model=spec.id,
         answer=None,
         latency_ms=(time.perf_counter() - started) * 1000,
         error=error,
         attempts=attempts,
+        attempt_errors=errors,
     )
 
 

@@ -10,14 +10,26 @@ Behaviour is chosen per request by the model name, so one server serves many fak
     empty             200 with JSON but no choices
     hang              never answers within any sane timeout (sleeps 30 s)
     const-<word>      always answers <word>
+    chaos-<name>      a seeded fault mix per (model, prompt, nth call): 20% HTTP 5xx, 10% 429 with
+                      Retry-After, 5% hang past any test timeout, 5% malformed body, else echo;
+                      `server.injected` counts what was drawn, by (model, kind)
+    cycle-<a>_<b>_…   the n-th call to this model answers the n-th item (cycling); an item
+                      `<word>@<ms>` answers after <ms> ms (stragglers for early-stop tests)
+    conf-<pct>-<word> answers <word>; with `logprobs: true` every token has probability pct%
+    ratelimit-<ms>    the first call per prompt is a 429 with Retry-After <ms>/1000 s, then echo
+    keyecho-401       HTTP 401 whose error message repeats the bearer token, as some providers do
 
-`server.calls` counts requests per model; `server.last_headers` keeps the last Authorization seen.
+`server.calls` counts requests per model; `server.last_headers` keeps the last Authorization seen and
+`server.last_request` the last JSON body.
 Supports `stream: true` (SSE) with a final usage chunk.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import random
+import sys
 import threading
 import time
 from collections import Counter
@@ -50,6 +62,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, json.dumps({"object": "list", "data": [{"id": "echo", "object": "model"}]}).encode())
 
     def do_POST(self) -> None:
+        with self.server.lock:
+            self.server.inflight += 1
+            self.server.max_inflight = max(self.server.max_inflight, self.server.inflight)
+        try:
+            self._post()
+        finally:
+            with self.server.lock:
+                self.server.inflight -= 1
+
+    def _post(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         req = json.loads(self.rfile.read(length) or b"{}")
         model = str(req.get("model", "echo"))
@@ -57,9 +79,11 @@ class _Handler(BaseHTTPRequestHandler):
         with srv.lock:
             srv.calls[model] += 1
             srv.last_headers = dict(self.headers)
+            srv.last_request = req
         messages = req.get("messages") or []
         prompt = str(messages[-1].get("content", "")) if messages else ""
         answer = f"echo: {prompt}"
+        logprob = math.log(0.99)
 
         if model.startswith("slow-"):
             time.sleep(int(model.split("-", 1)[1]) / 1000)
@@ -75,14 +99,49 @@ class _Handler(BaseHTTPRequestHandler):
                 seen = srv.flaky[(model, prompt)]
             if seen <= n:
                 return self._send(500, b'{"error": {"message": "flaky", "type": "server_error"}}')
+        elif model == "keyecho-401":
+            token = self.headers.get("Authorization", "").removeprefix("Bearer ")
+            err = {"error": {"message": f"Incorrect API key provided: {token}", "type": "invalid_request_error",
+                             "code": "invalid_api_key"}}
+            return self._send(401, json.dumps(err).encode())
         elif model == "malformed":
             return self._send(200, b"{this is not json")
         elif model == "empty":
             return self._send(200, json.dumps({"id": "x", "object": "chat.completion", "choices": []}).encode())
         elif model == "hang":
-            time.sleep(30)
+            # Woken early by stop(), so shutting the server down never waits on a hung handler.
+            if srv.stopping.wait(30):
+                return None
         elif model.startswith("const-"):
             answer = model.split("-", 1)[1]
+        elif model.startswith("chaos-"):
+            kind = srv.draw(model, prompt)
+            if kind in ("500", "502", "503", "429"):
+                extra = {"Retry-After": "0", "retry-after-ms": "5"} if kind == "429" else None
+                err = {"error": {"message": f"chaos {kind}", "type": "server_error", "code": int(kind)}}
+                return self._send(int(kind), json.dumps(err).encode(), extra=extra)
+            if kind == "hang":
+                if srv.stopping.wait(srv.hang_s):
+                    return None
+            elif kind == "malformed":
+                return self._send(200, b'{"choices": [{"message": ')
+        elif model.startswith("cycle-"):
+            items = model.split("-", 1)[1].split("_")
+            word, _, ms = items[(srv.calls[model] - 1) % len(items)].partition("@")
+            if ms and srv.stopping.wait(int(ms) / 1000):
+                return None
+            answer = word
+        elif model.startswith("conf-"):
+            _, pct, answer = model.split("-", 2)
+            logprob = math.log(max(1e-9, int(pct) / 100))
+        elif model.startswith("ratelimit-"):
+            with srv.lock:
+                srv.flaky[(model, prompt)] += 1
+                first = srv.flaky[(model, prompt)] == 1
+            if first:
+                wait = str(int(model.split("-", 1)[1]) / 1000)
+                err = {"error": {"message": "slow down", "type": "rate_limit", "code": 429}}
+                return self._send(429, json.dumps(err).encode(), extra={"Retry-After": wait})
 
         usage = _usage(" ".join(str(m.get("content", "")) for m in messages), answer)
         if req.get("stream"):
@@ -96,6 +155,10 @@ class _Handler(BaseHTTPRequestHandler):
                          "finish_reason": "stop"}],
             "usage": usage,
         }
+        if req.get("logprobs"):
+            body["choices"][0]["logprobs"] = {"content": [
+                {"token": w, "logprob": logprob, "bytes": None, "top_logprobs": []} for w in answer.split()
+            ]}
         self._send(200, json.dumps(body).encode())
 
     def _stream(self, model: str, answer: str, usage: dict) -> None:
@@ -121,6 +184,7 @@ class _Handler(BaseHTTPRequestHandler):
 class FakeOpenAIServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 1024  # the default backlog (5) drops connections under a burst of requests
 
     def __init__(self, port: int = 0) -> None:
         super().__init__(("127.0.0.1", port), _Handler)
@@ -128,7 +192,20 @@ class FakeOpenAIServer(ThreadingHTTPServer):
         self.calls: Counter[str] = Counter()
         self.flaky: Counter[tuple[str, str]] = Counter()
         self.last_headers: dict[str, str] = {}
+        self.last_request: dict[str, Any] = {}
+        self.stopping = threading.Event()
+        self.injected: Counter[tuple[str, str]] = Counter()  # chaos draws, by (model, kind)
+        self.inflight = 0  # requests being handled now, and the most seen at once
+        self.max_inflight = 0
+        self.chaos_seed = 0
+        self.hang_s = 2.0  # how long a chaos hang lasts: longer than any test timeout
         self._thread: threading.Thread | None = None
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up (timeout) closes its socket; that is expected, not worth a traceback.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
     @property
     def base_url(self) -> str:
@@ -140,10 +217,27 @@ class FakeOpenAIServer(ThreadingHTTPServer):
         return self
 
     def stop(self) -> None:
+        self.stopping.set()
         self.shutdown()
         self.server_close()
+
+    def draw(self, model: str, prompt: str) -> str:
+        """The chaos outcome of this call: seeded by (seed, model, prompt, nth call), so a run is
+        reproducible however the requests interleave."""
+        with self.lock:
+            self.flaky[(model, prompt)] += 1
+            nth = self.flaky[(model, prompt)]
+        rng = random.Random(f"{self.chaos_seed}:{model}:{prompt}:{nth}")
+        r = rng.random()
+        kind = (rng.choice(("500", "502", "503")) if r < 0.20 else "429" if r < 0.30 else
+                "hang" if r < 0.35 else "malformed" if r < 0.40 else "ok")
+        with self.lock:
+            self.injected[(model, kind)] += 1
+        return kind
 
     def reset(self) -> None:
         with self.lock:
             self.calls.clear()
             self.flaky.clear()
+            self.injected.clear()
+            self.max_inflight = self.inflight

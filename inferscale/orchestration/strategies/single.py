@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
-from .base import ExecContext, StrategyOutcome, all_failed
+from typing import ClassVar
+
+from .base import ExecContext, StrategyConfig, StrategyOutcome, all_failed, with_fallback
+
+
+class SingleConfig(StrategyConfig):
+    pass
 
 
 class SingleStrategy:
-    name = "single"
+    """Detail: {kind, answered_by, fallbacks_used, budget}."""
+
+    name: ClassVar[str] = "single"
+    Config: ClassVar[type[StrategyConfig]] = SingleConfig
+
+    def __init__(self, config: StrategyConfig | None = None) -> None:
+        self.config = config or SingleConfig()
 
     async def run(self, ctx: ExecContext) -> StrategyOutcome:
-        members = []
-        for spec in ctx.chosen[:1] + ctx.fallbacks:
-            result = await ctx.call(spec)
-            members.append(result)
-            if result.ok:
-                return StrategyOutcome(
-                    answer=result.answer or "",
-                    confidence=None,
-                    members=tuple(members),
-                    detail={"answered_by": spec.id, "fallbacks_used": len(members) - 1},
-                )
-        raise all_failed(members)
+        result = await with_fallback(ctx, ctx.chosen[0], list(ctx.fallbacks), role="answer")
+        if result is None or not result.ok:
+            raise all_failed(ctx.members, ctx.budget)
+        return StrategyOutcome(
+            answer=result.answer or "",
+            confidence=None,
+            members=ctx.members,
+            detail={
+                "kind": self.name,
+                "answered_by": result.model,
+                "fallbacks_used": len(ctx.members) - 1,
+                "budget": ctx.budget.to_dict(),
+            },
+        )

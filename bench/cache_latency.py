@@ -1,0 +1,125 @@
+"""L1 and exact-level lookup latency with 100,000 entries, and resident memory.
+
+    .venv/bin/python bench/cache_latency.py [--entries 100000] [--lookups 300]
+
+Fills a temporary home with N L1 entries (random unit vectors stand in for embeddings so filling is
+quick; the lookups embed real text with MiniLM) and N exact entries, then times:
+  * L1 cold: embed (not memoised) + Chroma query + verification, the full `SemanticCache.lookup`
+  * L1 warm: the same with the prompt's embedding already memoised (in a request the analysis step
+    has just embedded the same text, so this is what L1 adds to a request)
+  * exact (L4) lookup by key
+and reports RSS before and after filling. Not a test: figures go in the README's Cache section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def pct(xs: list[float], p: float) -> float:
+    return float(np.percentile(np.array(xs), p))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--entries", type=int, default=100_000)
+    ap.add_argument("--lookups", type=int, default=300)
+    args = ap.parse_args(argv)
+
+    from inferscale.cache.chroma_index import ChromaIndex
+    from inferscale.cache.exact import ExactCache, cache_key
+    from inferscale.cache.scope import build_query
+    from inferscale.cache.semantic import SemanticCache, Vectors
+    from inferscale.db import Database
+    from inferscale.embeddings import Embedder
+
+    home = Path(tempfile.mkdtemp(prefix="inferscale-bench-"))
+    emb = Embedder(memo_size=10)
+    emb.embed(["warm up"])
+    db = Database(home / "b.db")
+    cache = SemanticCache(db, ChromaIndex(home / "chroma"), emb)
+    exact = ExactCache(db)
+    base = rss_mb()
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    scope = build_query([{"role": "user", "content": "x"}], strategy="single").scope_key
+    n, chunk = args.entries, 2000
+    for start in range(0, n, chunk):
+        ids, vecs, rows, erows = [], [], [], []
+        for i in range(start, min(n, start + chunk)):
+            v = rng.standard_normal(384).astype(np.float32)
+            v /= np.linalg.norm(v)
+            key = f"L1:bench{i}"
+            ids.append(key)
+            vecs.append(v)
+            text = f"Synthetic question {i} about topic {i % 977}?"
+            rows.append((key, scope, text, "", f"h{i}", v.tobytes(), None))
+            erows.append((key, "L1", '{"answer": "a"}', 0.001, 500.0, 100, time.time(), time.time(), 0, 1.0))
+            erows.append((cache_key("L4", i=i), "L4", '{"answer": "a"}', 0.001, 500.0, 100, time.time(),
+                          time.time(), 0, 1.0))
+        with db.tx() as d:
+            d.conn.executemany("INSERT INTO cache_entries (key, level, value, cost_usd, latency_ms, bytes,"
+                               " created_at, last_hit_at, hits, priority) VALUES (?,?,?,?,?,?,?,?,?,?)", erows)
+            d.conn.executemany("INSERT INTO semantic_index VALUES (?,?,?,?,?,?,?)", rows)
+        cache.index.add(ids, np.stack(vecs), [scope] * len(ids))
+    fill_s = time.perf_counter() - t0
+    filled = rss_mb()
+
+    prompts = [f"How do I reset the password for my account number {i}?" for i in range(args.lookups)]
+    real = [build_query([{"role": "user", "content": p}], strategy="single") for p in prompts]
+    for q in real[:20]:
+        cache.put(q, {"answer": "x"}, 0.001, 500)
+    cold, warm = [], []
+    for q in real:
+        t = time.perf_counter()
+        cache.lookup(q)
+        cold.append((time.perf_counter() - t) * 1000)
+    memo = Embedder(memo_size=100_000)
+    vecs = {q.last: Vectors(memo.embed([q.last])[0], None) for q in real}
+    for q in real:
+        t = time.perf_counter()
+        cache.lookup(q, vectors=vecs[q.last])
+        warm.append((time.perf_counter() - t) * 1000)
+    ex = []
+    for _ in range(args.lookups * 3):
+        k = cache_key("L4", i=int(rng.integers(0, n)))
+        t = time.perf_counter()
+        exact.get(k)
+        ex.append((time.perf_counter() - t) * 1000)
+    exact_read = []
+    for _ in range(args.lookups * 3):  # the read alone (a hit also writes hits/priority)
+        k = cache_key("L4", i=int(rng.integers(0, n)) + n)  # absent keys: a miss is a pure read
+        t = time.perf_counter()
+        exact.get(k)
+        exact_read.append((time.perf_counter() - t) * 1000)
+    print(f"entries: {n} L1 + {n} L4, filled in {fill_s:.0f} s")
+    print("| lookup | p50 ms | p99 ms |\n|---|---|---|")
+    print(f"| L1 cold (embed + Chroma query + verify) | {pct(cold, 50):.2f} | {pct(cold, 99):.2f} |")
+    print(f"| L1 warm (embedding memoised by the analysis step) | {pct(warm, 50):.2f} | {pct(warm, 99):.2f} |")
+    print(f"| exact L4 hit (read + hit counter update) | {pct(ex, 50):.3f} | {pct(ex, 99):.3f} |")
+    print(f"| exact L4 miss (read only) | {pct(exact_read, 50):.3f} | {pct(exact_read, 99):.3f} |")
+    print(f"resident memory: {base:.0f} MB before filling, {filled:.0f} MB with {n} L1 entries "
+          f"(+{filled - base:.0f} MB); after lookups {rss_mb():.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,168 @@
+"""Batch runs: many prompts from a JSONL file through the engine, concurrently.
+
+    from inferscale.batch import read_jsonl, run_batch_sync
+    items = read_jsonl("prompts.jsonl")       # {"prompt": ..., "system"?, "id"?, "expected"?} per line
+    summary = run_batch_sync(engine, items, strategy="self-consistency", concurrency=8,
+                             on_result=print)
+
+The whole file is validated before anything runs, so a typo on line 900 costs nothing. A request
+that fails (every model down, budget too small…) is reported and counted; it never stops the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import InferscaleError
+from .orchestration.strategies import build_strategy
+from .orchestration.strategies.answers import matches
+
+ALLOWED_KEYS = ("prompt", "system", "id", "expected")
+
+
+class BatchFileError(InferscaleError):
+    """A JSONL batch file that cannot be run; the message names the line."""
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    line: int
+    id: str | int
+    prompt: str
+    system: str | None = None
+    expected: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    requests: int
+    answered: int
+    failed: int
+    cost_usd: float
+    with_expected: int
+    correct: int
+    accuracy: float | None  # correct / with_expected, None when no line gave `expected`
+    wall_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_line(raw: str, line: int, where: str = "batch file") -> BatchItem | None:
+    """One JSONL line → BatchItem (None for a blank line); BatchFileError names the line."""
+    if not raw.strip():
+        return None
+    at = f"{where} line {line}"
+    try:
+        obj = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise BatchFileError(f"{at}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(obj, dict):
+        raise BatchFileError(f"{at}: expected a JSON object like {{\"prompt\": \"...\"}}")
+    unknown = sorted(set(obj) - set(ALLOWED_KEYS))
+    if unknown:
+        raise BatchFileError(f"{at}: unknown key {unknown[0]!r} (allowed: {', '.join(ALLOWED_KEYS)})")
+    prompt = obj.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise BatchFileError(f"{at}: \"prompt\" must be a non-empty string")
+    system = obj.get("system")
+    if system is not None and not isinstance(system, str):
+        raise BatchFileError(f"{at}: \"system\" must be a string")
+    ident = obj.get("id", line)
+    if not isinstance(ident, str | int) or isinstance(ident, bool):
+        raise BatchFileError(f"{at}: \"id\" must be a string or an integer")
+    expected = obj.get("expected")
+    if expected is not None and (not isinstance(expected, str | int | float) or isinstance(expected, bool)):
+        raise BatchFileError(f"{at}: \"expected\" must be a string or a number")
+    return BatchItem(line, ident, prompt, system, None if expected is None else str(expected))
+
+
+def read_jsonl(path: str | Path) -> list[BatchItem]:
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise BatchFileError(f"{p}: no such file") from None
+    except OSError as exc:
+        raise BatchFileError(f"{p}: cannot read ({exc.strerror})") from None
+    items = []
+    for n, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BatchFileError(f"{p.name} line {n}: not UTF-8 text") from None
+        if (item := parse_line(text, n, p.name)) is not None:
+            items.append(item)
+    if not items:
+        raise BatchFileError(f"{p.name}: no requests (one JSON object per line, e.g. {{\"prompt\": \"hi\"}})")
+    return items
+
+
+async def run_batch(
+    engine: Any,
+    items: Sequence[BatchItem],
+    *,
+    strategy: str | None = None,
+    models: list[str] | None = None,
+    concurrency: int = 8,
+    strategy_options: dict[str, Any] | None = None,
+    use_cache: bool = True,
+    on_result: Callable[[dict[str, Any]], Any] | None = None,
+) -> BatchSummary:
+    """Run every item (at most `concurrency` at once). Each finished request is passed to
+    `on_result` as the `ask --json` object plus `id` (and `expected`/`correct` when given); a failed
+    one as {"id", "error", "answer": None}."""
+    if concurrency < 1:
+        raise InferscaleError("--concurrency must be >= 1")
+    tun = engine.tunables()
+    build_strategy(strategy or tun.default_strategy, tun, strategy_options)  # fail before running
+    for m in models or []:
+        engine.registry.require_available(m)
+    gate = asyncio.Semaphore(concurrency)
+    totals = {"answered": 0, "failed": 0, "cost": 0.0, "expected": 0, "correct": 0}
+    t0 = time.perf_counter()
+
+    async def one(item: BatchItem) -> None:
+        async with gate:
+            out: dict[str, Any] = {"id": item.id}
+            try:
+                result = await engine.aask(item.prompt, system=item.system, strategy=strategy,
+                                           models=models, use_cache=use_cache,
+                                           strategy_options=strategy_options)
+                out |= result.to_json()
+                totals["answered"] += 1
+                totals["cost"] += result.cost_usd
+            except InferscaleError as exc:
+                out |= {"answer": None, "error": str(exc)}
+                totals["failed"] += 1
+            except Exception as exc:  # noqa: BLE001 - one broken request must not end the run
+                out |= {"answer": None, "error": f"{type(exc).__name__}: {exc}"}
+                totals["failed"] += 1
+            if item.expected is not None:
+                out["expected"] = item.expected
+                out["correct"] = matches(out.get("answer"), item.expected)
+                totals["expected"] += 1
+                totals["correct"] += int(out["correct"])
+        if on_result is not None:
+            on_result(out)
+
+    await asyncio.gather(*(one(i) for i in items))
+    n_exp = totals["expected"]
+    return BatchSummary(
+        requests=len(items), answered=totals["answered"], failed=totals["failed"],
+        cost_usd=totals["cost"], with_expected=n_exp, correct=totals["correct"],
+        accuracy=(totals["correct"] / n_exp) if n_exp else None, wall_s=time.perf_counter() - t0,
+    )
+
+
+def run_batch_sync(engine: Any, items: Sequence[BatchItem], **kw: Any) -> BatchSummary:
+    """Sync wrapper around `run_batch` (runs on the engine's shared event loop)."""
+    from .orchestration.runner import run_sync
+
+    return run_sync(run_batch(engine, items, **kw))

@@ -1,0 +1,189 @@
+"""`inferscale cache-eval`: how often would L1 serve a cached answer it should, and one it shouldn't?
+
+For each labelled pair (a, b, same) the question is: with an empty cache holding only `a`, does a
+lookup of `b` hit? With one entry in the cache, Chroma's nearest neighbour *is* that entry, so the
+lookup reduces to "cosine of the two embeddings, then `verify.decide`". The fast path computes exactly
+that for all pairs with batched embeddings and the same `decide` the cache runs; `faithful=True`
+runs a real `SemanticCache` (SQLite + Chroma in a temporary directory) per pair instead — the tests
+check that both agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..embeddings import Embedder
+from ..errors import InferscaleError
+from .scope import Query, build_query
+from .semantic import Vectors
+from .verify import Candidate, VerifyConfig, decide
+
+SWEEP = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))  # 0.50 … 0.95
+
+
+@dataclass(frozen=True)
+class Pair:
+    a: list[dict[str, str]]
+    b: list[dict[str, str]]
+    same: bool
+    id: str = ""
+    group: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    pair: Pair
+    served: bool
+    similarity: float
+    reason: str
+
+
+def _messages(item: dict[str, Any], side: str, where: str) -> list[dict[str, str]]:
+    msgs = item.get(f"{side}_messages")
+    if msgs is None:
+        text = item.get(side)
+        if not isinstance(text, str):
+            raise InferscaleError(f"{where}: '{side}' must be a string (or give '{side}_messages')")
+        return [{"role": "user", "content": text}]
+    if not isinstance(msgs, list) or not all(
+            isinstance(m, dict) and isinstance(m.get("content"), str) and m.get("role") in
+            ("user", "assistant", "system") for m in msgs):
+        raise InferscaleError(f"{where}: '{side}_messages' must be a list of {{role, content}}")
+    return [{"role": m["role"], "content": m["content"]} for m in msgs]
+
+
+def load_pairs(path: str | Path) -> list[Pair]:
+    """Read a JSONL file of {"a", "b", "same"} (optionally a_messages / b_messages)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InferscaleError(f"pairs file not found: {p}")
+    pairs = []
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise InferscaleError(f"{p} is not valid UTF-8") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{p.name} line {n}"
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InferscaleError(f"{where}: not JSON ({exc.msg})") from None
+        if not isinstance(item, dict) or not isinstance(item.get("same"), bool):
+            raise InferscaleError(f"{where}: each line needs \"a\", \"b\" and a boolean \"same\"")
+        pairs.append(Pair(_messages(item, "a", where), _messages(item, "b", where), item["same"],
+                          str(item.get("id", n)), str(item.get("group", ""))))
+    if not pairs:
+        raise InferscaleError(f"{p} has no pairs")
+    return pairs
+
+
+def fow_pairs(dataset: str) -> list[Pair]:
+    """fow-cache's bundled sets: 'single' (600 question pairs) or 'conversations' (240)."""
+    try:
+        from fow_cache import load_conversations, load_questions
+    except ImportError:
+        raise InferscaleError("--fow needs the fow-cache package: pip install fow-cache") from None
+    if dataset == "single":
+        return [Pair([{"role": "user", "content": i["a"]}], [{"role": "user", "content": i["b"]}],
+                     bool(i["same_answer"]), i["id"], i.get("category", "")) for i in load_questions()]
+    return [Pair(i["a"], i["b"], bool(i["same_answer"]), i["id"], i.get("subtype", ""))
+            for i in load_conversations()]
+
+
+def half_of(pair_id: str) -> str:
+    """A fixed split: 'dev' pairs were used to develop the verifier, 'test' pairs were not."""
+    return "dev" if int(hashlib.sha1(pair_id.encode()).hexdigest(), 16) % 2 == 0 else "test"
+
+
+def _queries(pairs: list[Pair]) -> tuple[list[Query], list[Query]]:
+    return ([build_query(p.a, scope="cache-eval") for p in pairs],
+            [build_query(p.b, scope="cache-eval") for p in pairs])
+
+
+def _embed_all(embedder: Embedder, qs: list[Query]) -> list[Vectors]:
+    texts = list(dict.fromkeys([q.last for q in qs] + [q.history for q in qs if q.history]))
+    mat = embedder.embed(texts)
+    idx = {t: i for i, t in enumerate(texts)}
+    return [Vectors(mat[idx[q.last]], mat[idx[q.history]] if q.history else None) for q in qs]
+
+
+def score(pairs: list[Pair], config: VerifyConfig, embedder: Embedder) -> list[Outcome]:
+    """The fast path: batched embeddings, then the cache's own `decide` per pair."""
+    qa, qb = _queries(pairs)
+    va, vb = _embed_all(embedder, qa), _embed_all(embedder, qb)
+    out = []
+    for p, a, b, x, y in zip(pairs, qa, qb, va, vb, strict=True):
+        sim_last = float(np.dot(x.last, y.last))
+        sim_hist = float(np.dot(x.history, y.history)) if x.history is not None and y.history is not None \
+            else None
+        v = decide(Candidate(a.last, a.history, a.exact_hash), Candidate(b.last, b.history, b.exact_hash),
+                   sim_last, sim_hist, config)
+        out.append(Outcome(p, v.ok, min(sim_last, sim_hist) if sim_hist is not None else sim_last, v.reason))
+    return out
+
+
+def score_faithful(pairs: list[Pair], config: VerifyConfig, embedder: Embedder) -> list[Outcome]:
+    """Slow path: a fresh SQLite + Chroma cache per pair; store a, look up b."""
+    from ..db import Database
+    from .chroma_index import ChromaIndex
+    from .semantic import SemanticCache
+
+    out = []
+    for p in pairs:
+        with tempfile.TemporaryDirectory(prefix="inferscale-eval-") as tmp:
+            cache = SemanticCache(Database(Path(tmp) / "eval.db"), ChromaIndex(Path(tmp) / "chroma"), embedder)
+            qa, qb = build_query(p.a, scope="cache-eval"), build_query(p.b, scope="cache-eval")
+            cache.put(qa, {"answer": "cached"}, 0.0, 0.0)
+            r = cache.lookup(qb, config)
+            sim = r.match.similarity if r.match else float("nan")
+            out.append(Outcome(p, r.match is not None, sim, r.match.reason if r.match else
+                               "; ".join(r.rejected) or (r.error or "no candidate")))
+    return out
+
+
+def report(outcomes: list[Outcome]) -> dict[str, Any]:
+    tp = sum(o.served and o.pair.same for o in outcomes)
+    fp = sum(o.served and not o.pair.same for o in outcomes)
+    fn = sum(not o.served and o.pair.same for o in outcomes)
+    tn = sum(not o.served and not o.pair.same for o in outcomes)
+    groups: dict[str, list[Outcome]] = {}
+    for o in outcomes:
+        groups.setdefault(o.pair.group or ("same" if o.pair.same else "different"), []).append(o)
+    return {
+        "pairs": len(outcomes),
+        "precision": tp / (tp + fp) if tp + fp else None,
+        "recall": tp / (tp + fn) if tp + fn else None,
+        "false_hit_rate": fp / (fp + tn) if fp + tn else None,
+        "counts": {"true_hits": tp, "false_hits": fp, "missed": fn, "correct_misses": tn},
+        "served_by_group": {g: round(sum(o.served for o in os) / len(os), 4) for g, os in groups.items()},
+    }
+
+
+def evaluate(pairs: list[Pair], config: VerifyConfig, embedder: Embedder, *, sweep: bool = False,
+             halves: bool = False, faithful: bool = False) -> dict[str, Any]:
+    outcomes = (score_faithful if faithful else score)(pairs, config, embedder)
+    out = report(outcomes)
+    out["threshold"] = config.threshold
+    if halves:
+        out["halves"] = {h: report([o for o in outcomes if half_of(o.pair.id) == h]) for h in ("dev", "test")}
+    if sweep:
+        rows = []
+        for t in SWEEP:
+            cfg = VerifyConfig(threshold=t, floor=min(config.floor, t),
+                               focused_threshold=config.focused_threshold,
+                               qualifier_threshold=config.qualifier_threshold,
+                               history_threshold=config.history_threshold)
+            r = report(score(pairs, cfg, embedder))
+            rows.append({"threshold": t, "recall": r["recall"], "false_hit_rate": r["false_hit_rate"],
+                         "precision": r["precision"]})
+        out["sweep"] = rows
+    return out

@@ -1,0 +1,109 @@
+"""The four cache levels behind one object the engine holds.
+
+  L1 semantic   final answers for prompts that mean the same (Chroma + verification), per scope
+  L2 state      partial computation per text hash: analyses (complexity features, embeddings)
+  L3 output     one model's answer per (model, messages, params): reused across strategies
+  L4 result     the final aggregated answer per exact scope
+
+Lookup order in the engine is cheapest first: L4 exact, then L1 semantic; L2 and L3 are consulted by
+the steps that need them. Limits (entries, MB, TTL) come from the tunables on every call, so a change
+on the dashboard applies to the next request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from typing import Any
+
+from ..db import Database
+from ..embeddings import Embedder
+from ..settings import Settings, Tunables
+from .chroma_index import ChromaIndex
+from .eviction import Eviction, Limits
+from .exact import ExactCache
+from .scope import Query, build_query
+from .semantic import LookupResult, SemanticCache, Vectors
+from .verify import VerifyConfig
+
+log = logging.getLogger(__name__)
+LEVELS = ("L1", "L2", "L3", "L4")
+ENFORCE_EVERY = 1  # check limits after every Nth write per level (1 = always)
+
+
+def limits_for(tun: Tunables, level: str) -> Limits:
+    lvl = level.lower()
+    return Limits(
+        max_entries=int(getattr(tun, f"cache_{lvl}_max_entries")),
+        max_bytes=int(float(getattr(tun, f"cache_{lvl}_max_mb")) * 1024 * 1024),
+        ttl_s=float(getattr(tun, f"cache_{lvl}_ttl_s")),
+    )
+
+
+def verify_config(tun: Tunables) -> VerifyConfig:
+    return VerifyConfig(
+        threshold=tun.semantic_threshold, floor=tun.semantic_floor,
+        focused_threshold=tun.semantic_focused_threshold,
+        qualifier_threshold=tun.semantic_qualifier_threshold,
+        history_threshold=tun.semantic_history_threshold,
+    )
+
+
+class CacheLevels:
+    def __init__(self, settings: Settings, database: Database, embedder: Embedder) -> None:
+        self.exact = ExactCache(database)
+        self.semantic = SemanticCache(database, ChromaIndex(settings.chroma_dir), embedder)
+        self._writes: dict[str, int] = defaultdict(int)
+        self._lock = threading.Lock()
+
+    # -- exact levels (L2, L3, L4) ----------------------------------------------------------------
+    def get(self, key: str, tun: Tunables) -> Any:
+        level = key.split(":", 1)[0]
+        return self.exact.get(key, ttl_s=limits_for(tun, level).ttl_s if level in LEVELS else 0.0)
+
+    def put(self, key: str, level: str, value: dict[str, Any], cost_usd: float, latency_ms: float,
+            tun: Tunables, model: str | None = None) -> list[Eviction]:
+        self.exact.put(key, level, value, cost_usd, latency_ms, model=model)
+        return self.enforce(level, tun)
+
+    # -- semantic level (L1) --------------------------------------------------------------------
+    @staticmethod
+    def query(messages: list[dict[str, str]], **scope_parts: Any) -> Query:
+        return build_query(messages, **scope_parts)
+
+    def lookup(self, q: Query, tun: Tunables, vectors: Vectors | None = None) -> LookupResult:
+        """Never raises: a broken semantic level is a miss with `error` set (and a log line)."""
+        try:
+            return self.semantic.lookup(q, verify_config(tun), ttl_s=limits_for(tun, "L1").ttl_s,
+                                        vectors=vectors)
+        except Exception as exc:  # noqa: BLE001 - the cache must not fail the request
+            log.warning("L1 lookup failed: %s: %s", type(exc).__name__, exc)
+            return LookupResult(None, error=f"{type(exc).__name__}: {exc}")
+
+    def store(self, q: Query, value: dict[str, Any], cost_usd: float, latency_ms: float,
+              tun: Tunables) -> list[Eviction]:
+        try:
+            if self.semantic.put(q, value, cost_usd, latency_ms) is None:
+                return []
+            return self.enforce("L1", tun)
+        except Exception as exc:  # noqa: BLE001 - the answer is already computed; keep serving
+            log.warning("L1 store failed: %s: %s", type(exc).__name__, exc)
+            return []
+
+    # -- eviction -------------------------------------------------------------------------------
+    def enforce(self, level: str, tun: Tunables, force: bool = False) -> list[Eviction]:
+        with self._lock:
+            self._writes[level] += 1
+            due = force or self._writes[level] % ENFORCE_EVERY == 0
+        if not due:
+            return []
+        if level == "L1":
+            return self.semantic.evict(limits_for(tun, "L1"))
+        return self.exact.evictor.enforce(level, limits_for(tun, level))
+
+    def enforce_all(self, tun: Tunables) -> list[Eviction]:
+        out: list[Eviction] = []
+        for level in LEVELS:
+            out += self.enforce(level, tun, force=True)
+        return out

@@ -1,0 +1,247 @@
+"""L1, the semantic level: a cached final answer served for a prompt that means the same.
+
+Each entry is a row in `cache_entries` (level L1: the answer, its cost, hits, GDSF priority) plus a
+row in `semantic_index` (scope, the compared texts, their MiniLM vectors) and a vector in Chroma
+(for the nearest-neighbour search inside the scope). SQLite is the source of truth: the vectors are
+kept there too, so a lost or corrupt Chroma directory is rebuilt from it without re-embedding, and
+`reconcile()` removes vectors whose rows are gone (and re-adds the reverse).
+
+Lookup: embed the last message (and the earlier turns), ask Chroma for the k nearest entries of the
+same scope, then verify each candidate (`verify.decide`) until one passes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..db import Database
+from ..embeddings import DIM, Embedder
+from .chroma_index import ChromaIndex, IndexUnavailable
+from .eviction import Eviction, Evictor, Limits, gdsf_priority
+from .scope import Query
+from .verify import Candidate, Verdict, VerifyConfig, decide
+
+log = logging.getLogger(__name__)
+HISTORY_WEIGHT = 0.5  # share of the earlier turns in the search vector
+
+
+@dataclass(frozen=True)
+class Vectors:
+    last: np.ndarray
+    history: np.ndarray | None
+
+    @property
+    def search(self) -> np.ndarray:
+        if self.history is None:
+            return self.last
+        v = self.last + HISTORY_WEIGHT * self.history
+        return v / (np.linalg.norm(v) or 1.0)
+
+
+@dataclass(frozen=True)
+class SemanticMatch:
+    key: str
+    value: dict[str, Any]
+    similarity: float
+    matched_prompt: str
+    reason: str
+    cost_usd: float
+    latency_ms: float
+    created_at: float
+    hits: int
+
+
+@dataclass(frozen=True)
+class LookupResult:
+    match: SemanticMatch | None
+    candidates: int = 0
+    rejected: tuple[str, ...] = field(default_factory=tuple)  # verifier reasons, best candidate first
+    error: str | None = None
+
+
+def entry_key(q: Query) -> str:
+    return "L1:" + hashlib.sha256(f"{q.scope_key}|{q.exact_hash}".encode()).hexdigest()
+
+
+def _blob(v: np.ndarray | None) -> bytes | None:
+    return None if v is None else np.asarray(v, dtype=np.float32).tobytes()
+
+
+def _vec(b: bytes | None) -> np.ndarray | None:
+    return None if b is None else np.frombuffer(b, dtype=np.float32)
+
+
+class SemanticCache:
+    def __init__(self, database: Database, index: ChromaIndex, embedder: Embedder, k: int = 4) -> None:
+        self._dbh = database
+        self.index = index
+        self._embedder = embedder
+        self.evictor = Evictor(database)
+        self.k = k
+        self._checked = False
+        self._check_lock = threading.Lock()
+
+    # -- vectors --------------------------------------------------------------------------------
+    def vectors(self, q: Query) -> Vectors:
+        texts = [q.last] + ([q.history] if q.history else [])
+        vs = self._embedder.embed(texts)
+        return Vectors(vs[0], vs[1] if q.history else None)
+
+    # -- lookup ---------------------------------------------------------------------------------
+    def lookup(self, q: Query, config: VerifyConfig = VerifyConfig(), ttl_s: float = 0.0,  # noqa: B008
+               vectors: Vectors | None = None) -> LookupResult:
+        try:
+            self._ensure_consistent()
+            vec = vectors or self.vectors(q)
+            hits = self.index.query(vec.search, q.scope_key, self.k)
+        except IndexUnavailable as exc:
+            log.warning("L1 skipped: %s", exc)
+            return LookupResult(None, error=str(exc))
+        if not hits:
+            return LookupResult(None)
+        rows = self._rows([i for i, _ in hits])
+        orphans = [i for i, _ in hits if i not in rows]
+        if orphans:  # a vector whose row is gone (a crash between the two writes): drop it
+            self._safe_delete(orphans)
+        now = time.time()
+        query_c = Candidate(q.last, q.history, q.exact_hash)
+        rejected: list[str] = []
+        for key, _ in hits:
+            row = rows.get(key)
+            if row is None:
+                continue
+            if ttl_s and ttl_s > 0 and row["created_at"] < now - ttl_s:
+                rejected.append("expired")
+                continue
+            verdict, sim = self._verify(row, query_c, vec, config)
+            if not verdict.ok:
+                rejected.append(verdict.reason)
+                continue
+            self._touch(row)
+            return LookupResult(SemanticMatch(
+                key=key, value=row["value"], similarity=sim, matched_prompt=row["last"],
+                reason=verdict.reason, cost_usd=row["cost_usd"], latency_ms=row["latency_ms"],
+                created_at=row["created_at"], hits=row["hits"] + 1,
+            ), candidates=len(hits), rejected=tuple(rejected))
+        return LookupResult(None, candidates=len(hits), rejected=tuple(rejected))
+
+    @staticmethod
+    def _verify(row: dict[str, Any], query: Candidate, vec: Vectors,
+                config: VerifyConfig) -> tuple[Verdict, float]:
+        sim_last = float(np.dot(row["v_last"], vec.last))
+        sim_hist = None
+        if row["v_hist"] is not None and vec.history is not None:
+            sim_hist = float(np.dot(row["v_hist"], vec.history))
+        cached = Candidate(row["last"], row["history"], row["exact_hash"])
+        verdict = decide(cached, query, sim_last, sim_hist, config)
+        return verdict, min(sim_last, sim_hist) if sim_hist is not None else sim_last
+
+    def _rows(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        import json
+
+        marks = ",".join("?" * len(keys))
+        cur = self._dbh.db.execute(
+            "SELECT s.key, s.last, s.history, s.exact_hash, s.v_last, s.v_hist, e.value, e.cost_usd,"
+            f" e.latency_ms, e.created_at, e.hits, e.bytes FROM semantic_index s JOIN cache_entries e"
+            f" ON e.key = s.key WHERE s.key IN ({marks})", keys)
+        out = {}
+        for r in cur.fetchall():
+            out[r[0]] = {
+                "key": r[0], "last": r[1], "history": r[2], "exact_hash": r[3], "v_last": _vec(r[4]),
+                "v_hist": _vec(r[5]), "value": json.loads(r[6]), "cost_usd": r[7], "latency_ms": r[8],
+                "created_at": r[9], "hits": r[10], "bytes": r[11],
+            }
+        return out
+
+    def _touch(self, row: dict[str, Any]) -> None:
+        prio = gdsf_priority(self.evictor.clock("L1"), row["hits"] + 1, row["cost_usd"], row["latency_ms"],
+                             row["bytes"])
+        with self._dbh.tx() as db:
+            db.execute("UPDATE cache_entries SET hits = hits + 1, last_hit_at = ?, priority = ? WHERE key = ?",
+                       [time.time(), prio, row["key"]])
+
+    # -- writes ---------------------------------------------------------------------------------
+    def put(self, q: Query, value: dict[str, Any], cost_usd: float, latency_ms: float,
+            vectors: Vectors | None = None) -> str | None:
+        """Store an answer for `q`. Returns the entry key, or None if Chroma is unavailable."""
+        import json
+
+        vec = vectors or self.vectors(q)
+        key = entry_key(q)
+        blob = json.dumps(value, ensure_ascii=False)
+        size = len(blob.encode("utf-8", "replace")) + len(q.last) + len(q.history) + DIM * 8
+        now = time.time()
+        prio = gdsf_priority(self.evictor.clock("L1"), 0, cost_usd, latency_ms, size)
+        with self._dbh.tx() as db:
+            db.execute("DELETE FROM semantic_index WHERE key = ?", [key])
+            db.execute(
+                "INSERT OR REPLACE INTO cache_entries (key, level, model, value, cost_usd, latency_ms,"
+                " bytes, created_at, last_hit_at, hits, priority) VALUES (?, 'L1', NULL, ?, ?, ?, ?, ?, ?, 0, ?)",
+                [key, blob, cost_usd, latency_ms, size, now, now, prio])
+            db.execute(
+                "INSERT INTO semantic_index (key, scope, last, history, exact_hash, v_last, v_hist)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [key, q.scope_key, q.last, q.history, q.exact_hash, _blob(vec.last), _blob(vec.history)])
+        try:
+            self.index.add([key], vec.search.reshape(1, -1), [q.scope_key])
+        except IndexUnavailable as exc:  # keep SQLite and Chroma in step: undo the row
+            log.warning("L1 store skipped: %s", exc)
+            with self._dbh.tx() as db:
+                db.execute("DELETE FROM cache_entries WHERE key = ?", [key])
+            return None
+        return key
+
+    def evict(self, limits: Limits) -> list[Eviction]:
+        """TTL and capacity for L1; the vectors go in the same step as their rows."""
+        return self.evictor.enforce("L1", limits, before_delete=self.index.delete)
+
+    def delete(self, keys: list[str]) -> None:
+        self.index.delete(keys)
+        with self._dbh.tx() as db:
+            db.conn.executemany("DELETE FROM cache_entries WHERE key = ?", [[k] for k in keys])
+
+    def _safe_delete(self, ids: list[str]) -> None:
+        try:
+            self.index.delete(ids)
+        except IndexUnavailable as exc:
+            log.warning("could not drop orphan vectors: %s", exc)
+
+    # -- consistency ----------------------------------------------------------------------------
+    def count(self) -> int:
+        return int(self._dbh.db.execute("SELECT COUNT(*) FROM semantic_index").fetchone()[0])
+
+    def _ensure_consistent(self) -> None:
+        if self._checked:
+            return
+        with self._check_lock:
+            if not self._checked:
+                if self.index.rebuilt or self.index.count() != self.count():
+                    self.reconcile()
+                self._checked = True
+
+    def reconcile(self) -> dict[str, int]:
+        """Make Chroma hold exactly the vectors of the rows in SQLite (after a crash, a rebuild)."""
+        in_chroma = self.index.ids()
+        rows = self._dbh.db.execute("SELECT key FROM semantic_index").fetchall()
+        in_sql = {r[0] for r in rows}
+        orphans = sorted(in_chroma - in_sql)
+        missing = sorted(in_sql - in_chroma)
+        for i in range(0, len(orphans), 1000):
+            self.index.delete(orphans[i:i + 1000])
+        for i in range(0, len(missing), 1000):
+            chunk = missing[i:i + 1000]
+            marks = ",".join("?" * len(chunk))
+            got = self._dbh.db.execute(
+                f"SELECT key, scope, v_last, v_hist FROM semantic_index WHERE key IN ({marks})", chunk
+            ).fetchall()
+            vecs = [Vectors(_vec(r[2]), _vec(r[3])).search for r in got]
+            self.index.add([r[0] for r in got], np.stack(vecs), [r[1] for r in got])
+        self.index.rebuilt = False
+        return {"removed_vectors": len(orphans), "added_vectors": len(missing)}

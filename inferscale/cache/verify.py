@@ -1,0 +1,165 @@
+"""Verification of a semantic-cache candidate: does the cached answer fit the new prompt?
+
+Embedding similarity says two prompts are *about* the same thing; it cannot see that they ask
+different things ("order 48213" / "order 48231", "safe" / "unsafe", "from savings to current" /
+"from current to savings"). The verifier compares the two texts token by token (see `textdiff`) and
+
+1. rejects outright on a difference that changes the answer whatever the similarity: numbers, dates or
+   IDs; a negation on one side only; an opposite word pair; an operator such as "stop" or "except" on
+   one side only; the same names in swapped roles around from/to; a name or identifier on one side
+   only (after typo matching);
+2. otherwise sets the similarity the pair needs from the *shape* of what is left: an edit focused on
+   one or two content words (a substitution or an added qualifier such as "extended" warranty) must
+   be very close (`focused_threshold`), because that is exactly how a trap looks; a pair whose
+   meaningful words are the same and only wording or filler differs may be served from the candidate
+   floor; a broader rewording needs the configured threshold.
+
+The decision comes with its reason, which the cache shows and `cache-eval` counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .textdiff import FRAMING, Profile, is_polarity_operator, opposite, profile, similar_spelling
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    reason: str
+    required: float  # the similarity this pair needed (1.01 when rejected outright)
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    threshold: float = 0.85  # a broad rewording needs this similarity
+    floor: float = 0.60  # the same meaningful words, differently worded
+    focused_threshold: float = 0.93  # one or two content words substituted
+    qualifier_threshold: float = 0.90  # one or two content words added on one side only
+    history_threshold: float = 0.90  # earlier turns of a conversation, compared as one text
+
+
+REJECT = 1.01
+LONG_TEXT = 2000  # = scope.EMBED_CHARS: a last message this long was truncated
+TURN_SEP = "\x1e"  # between the rendered turns of `history` (see scope.py)
+
+
+def _pair_off(xs: set[str], ys: set[str], match) -> list[tuple[str, str]]:
+    pairs = []
+    for x in sorted(xs):
+        for y in sorted(ys):
+            if match(x, y):
+                pairs.append((x, y))
+                ys.discard(y)
+                break
+    for x, _ in pairs:
+        xs.discard(x)
+    return pairs
+
+
+def _order(tokens: tuple[str, ...], x: str, y: str) -> bool:
+    return tokens.index(x) < tokens.index(y)
+
+
+def verify(a: str | Profile, b: str | Profile, similarity: float,
+           config: VerifyConfig = VerifyConfig(),  # noqa: B008 - frozen, immutable
+           conflicts_only: bool = False) -> Verdict:
+    """Decide whether the answer cached for `a` may be served for `b`, given their cosine.
+
+    `conflicts_only` is for earlier turns of a chat, where one side may add small talk: a number or
+    name then only counts when *both* sides have one the other lacks (a changed value), and
+    negations and operators are left to the last turns."""
+    pa = a if isinstance(a, Profile) else profile(a)
+    pb = b if isinstance(b, Profile) else profile(b)
+    differ = pa.numbers != pb.numbers
+    if conflicts_only:
+        differ = bool(pa.numbers - pb.numbers) and bool(pb.numbers - pa.numbers)
+    if differ:
+        only_a = sorted(pa.numbers - pb.numbers)
+        only_b = sorted(pb.numbers - pa.numbers)
+        return Verdict(False, f"numbers differ: {only_a or '-'} vs {only_b or '-'}", REJECT)
+    if pa.negations % 2 != pb.negations % 2 and not conflicts_only:
+        return Verdict(False, "negation on one side only", REJECT)
+    # Opposites among all words, particles included: "turn on"/"turn off", "opt in"/"opt out".
+    ta, tb = set(pa.tokens), set(pb.tokens)
+    for x in ta - tb:
+        for y in tb - ta:
+            if opposite(x, y):
+                return Verdict(False, f"opposite words: {x!r} vs {y!r}", REJECT)
+    a_only = set(pa.content - pb.content)
+    b_only = set(pb.content - pa.content)
+    _pair_off(a_only, b_only, lambda x, y: similar_spelling(
+        x, y, strict=x in pa.entities or y in pb.entities))
+    ops = sorted(w for w in a_only | b_only if is_polarity_operator(w))
+    if ops and not conflicts_only:
+        return Verdict(False, f"operator on one side only: {ops[0]!r}", REJECT)
+    roles_b = dict(pb.roles)
+    shared = pa.content & pb.content
+    for prep, obj in pa.roles:
+        other = roles_b.get(prep)
+        if other and other != obj and obj in shared and other in shared \
+                and _order(pa.tokens, obj, other) != _order(pb.tokens, obj, other):
+            return Verdict(False, f"roles swapped around {prep!r}: {obj!r} vs {other!r}", REJECT)
+    names = sorted((a_only & pa.entities) | (b_only & pb.entities))
+    if conflicts_only and not (a_only & pa.entities and b_only & pb.entities):
+        names = []
+    if names:
+        return Verdict(False, f"different name or identifier: {', '.join(names[:3])}", REJECT)
+    a_only -= FRAMING
+    b_only -= FRAMING
+    n_a, n_b = len(a_only), len(b_only)
+    if not n_a and not n_b:
+        need, shape = config.floor, "same meaningful words"
+    elif n_a and n_b and n_a + n_b <= 3 and len(shared) >= 1:
+        need, shape = max(config.threshold, config.focused_threshold), "focused substitution"
+    elif (not n_a or not n_b) and n_a + n_b <= 2:
+        need, shape = max(config.threshold, config.qualifier_threshold), "added qualifier"
+    else:
+        need, shape = config.threshold, "reworded"
+    if similarity >= need:
+        return Verdict(True, f"{shape}, similarity {similarity:.3f} >= {need:.2f}", need)
+    return Verdict(False, f"{shape}, similarity {similarity:.3f} < {need:.2f}", need)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What the verifier needs of a cached entry (or of a query)."""
+
+    last: str
+    history: str
+    exact_hash: str
+
+
+def decide(cached: Candidate, query: Candidate, sim_last: float, sim_history: float | None,
+           config: VerifyConfig = VerifyConfig()) -> Verdict:  # noqa: B008
+    """Verify a candidate conversation against the query conversation: the last messages must
+    match, and so must the earlier turns (the same words in another conversation never hit)."""
+    if cached.exact_hash == query.exact_hash:
+        return Verdict(True, "identical conversation", 0.0)
+    if max(len(cached.last), len(query.last)) >= LONG_TEXT:
+        # Only a prefix of such a text is embedded and compared: exact matches only (the key above).
+        return Verdict(False, "text too long to compare semantically; exact match only", REJECT)
+    if bool(cached.history) != bool(query.history):
+        return Verdict(False, "different conversation: earlier turns on one side only", REJECT)
+    last = verify(cached.last, query.last, sim_last, config)
+    if not last.ok or not cached.history:
+        return last
+    if cached.history == query.history:
+        return last
+    *earlier_a, turn_a = cached.history.split(TURN_SEP)
+    *earlier_b, turn_b = query.history.split(TURN_SEP)
+    # The turn just before the question is what "yes please" or "cancel it" answers: compare it
+    # strictly (every hard check, no similarity allowance).
+    turn = verify(turn_a, turn_b, 1.0, config)
+    if not turn.ok:
+        return Verdict(False, f"the preceding turn differs: {turn.reason}", turn.required)
+    hist_cfg = VerifyConfig(threshold=config.history_threshold, floor=config.history_threshold,
+                            focused_threshold=config.focused_threshold,
+                            qualifier_threshold=config.qualifier_threshold)
+    hist = verify(TURN_SEP.join(earlier_a), TURN_SEP.join(earlier_b),
+                  sim_history if sim_history is not None else 0.0, hist_cfg, conflicts_only=True)
+    if not hist.ok:
+        return Verdict(False, f"earlier turns differ: {hist.reason}", hist.required)
+    return Verdict(True, f"last message: {last.reason}; earlier turns: {hist.reason}",
+                   max(last.required, hist.required))

@@ -1,0 +1,180 @@
+"""L1 semantic store against a real Chroma in a temp dir and the real MiniLM embedder: hits,
+verification of traps, scoping, eviction with no orphans, faults, concurrency and restart."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from inferscale.cache.chroma_index import ChromaIndex
+from inferscale.cache.eviction import Limits
+from inferscale.cache.scope import EMBED_CHARS, build_query
+from inferscale.cache.semantic import SemanticCache
+from inferscale.db import Database
+from inferscale.embeddings import Embedder
+from inferscale.errors import InvalidPromptError
+
+_EMBEDDER = Embedder()
+
+
+def _cache(home: Path) -> SemanticCache:
+    return SemanticCache(Database(home / "t.db"), ChromaIndex(home / "chroma"), _EMBEDDER)
+
+
+def _q(text: str, history: list[tuple[str, str]] = (), **scope) -> object:
+    msgs = [{"role": r, "content": c} for r, c in history] + [{"role": "user", "content": text}]
+    return build_query(msgs, **({"strategy": "single"} | scope))
+
+
+def _orphans(cache: SemanticCache) -> tuple[set[str], set[str]]:
+    in_sql = {r[0] for r in cache._dbh.db.execute("SELECT key FROM semantic_index").fetchall()}
+    entries = {r[0] for r in cache._dbh.db.execute("SELECT key FROM cache_entries WHERE level='L1'")}
+    assert in_sql == entries, "semantic_index rows and L1 entries out of step"
+    in_chroma = cache.index.ids()
+    return in_chroma - in_sql, in_sql - in_chroma
+
+
+def test_paraphrase_hits_and_records_what_it_matched(home: Path) -> None:
+    cache = _cache(home)
+    cache.put(_q("How do I reset my password?"), {"answer": "Use the reset link."}, 0.002, 900)
+    r = cache.lookup(_q("how can I reset my password"))
+    assert r.match is not None
+    assert r.match.value == {"answer": "Use the reset link."}
+    assert r.match.matched_prompt == "How do I reset my password?"
+    assert 0.9 < r.match.similarity <= 1.0001
+    assert r.match.cost_usd == pytest.approx(0.002)
+
+
+@pytest.mark.parametrize(("cached", "new"), [
+    ("Track order 48213", "Track order 48231"),  # IDs differ
+    ("Can I cancel within 14 days?", "Can I cancel within 30 days?"),  # numbers
+    ("Is ibuprofen safe to take with alcohol?", "Is ibuprofen unsafe to take with alcohol?"),  # negation
+    ("Which plans include international calls?", "Which plans don't include international calls?"),
+    ("How do I move money from savings to my current account?",
+     "How do I move money from my current account to savings?"),  # swapped roles
+    ("What's the baggage allowance on easyJet?", "What's the baggage allowance on Ryanair?"),  # entity
+    ("What are the symptoms of flu?", "What are the symptoms of flu in babies?"),  # narrower scope
+    ("How do I turn on notifications?", "How do I turn off notifications?"),  # particle flip
+])
+def test_near_duplicates_that_ask_something_else_never_hit(home: Path, cached: str, new: str) -> None:
+    cache = _cache(home)
+    cache.put(_q(cached), {"answer": "x"}, 0.0, 10)
+    r = cache.lookup(_q(new))
+    assert r.match is None and r.candidates == 1 and r.rejected, r
+
+
+def test_scope_system_prompt_params_and_conversation(home: Path) -> None:
+    cache = _cache(home)
+    gym = [("user", "My PulseFit gym membership costs too much."),
+           ("assistant", "Your PulseFit Off-Peak plan is £24.99 a month. Cancel it?")]
+    tv = [("user", "I barely use my Flixora streaming subscription."),
+          ("assistant", "Your Flixora Standard plan renews on the 14th at £10.99. Cancel it?")]
+    cache.put(_q("cancel it", gym), {"answer": "gym cancelled"}, 0.0, 10)
+    assert cache.lookup(_q("cancel it", gym)).match is not None  # the same conversation
+    assert cache.lookup(_q("cancel it", tv)).match is None  # same last message, other chat
+    assert cache.lookup(_q("cancel it")).match is None  # no conversation at all
+    cache.put(_q("What is WAL mode?"), {"answer": "a"}, 0.0, 10)
+    assert cache.lookup(_q("What is WAL mode?", strategy="ensemble")).match is None
+    assert cache.lookup(_q("What is WAL mode?", params={"temperature": 1.0})).match is None
+    sys_q = build_query([{"role": "system", "content": "Answer in French."},
+                         {"role": "user", "content": "What is WAL mode?"}], strategy="single")
+    assert cache.lookup(sys_q).match is None
+
+
+def test_eviction_by_capacity_keeps_chroma_and_sqlite_together(home: Path) -> None:
+    cache = _cache(home)
+    keys = [cache.put(_q(f"What is the capital of country number {i}?"), {"answer": str(i)},
+                      1.0 if i == 7 else 0.001, 100) for i in range(8)]
+    for _ in range(3):  # hits raise an entry's priority
+        assert cache.lookup(_q("What is the capital of country number 0?")).match.key == keys[0]
+    evicted = cache.evict(Limits(max_entries=5, max_bytes=10**9, ttl_s=0))
+    assert len(evicted) == 3 and all(e.reason == "entries" for e in evicted)
+    # GDSF: the often-hit entry and the expensive one survive; cheap, unused ones go first
+    assert not {keys[0], keys[7]} & {e.key for e in evicted}
+    assert cache.count() == 5 and cache.index.count() == 5
+    assert _orphans(cache) == (set(), set())
+    logged = cache._dbh.db.execute("SELECT COUNT(*) FROM cache_evictions WHERE level='L1'").fetchone()[0]
+    assert logged == 3
+    # bytes and TTL
+    assert cache.evict(Limits(max_entries=100, max_bytes=1, ttl_s=0))
+    assert cache.count() == 0 and cache.index.count() == 0
+    cache.put(_q("How do I book a boiler service?"), {"answer": "b"}, 0.0, 10)
+    assert [e.reason for e in cache.evict(Limits(100, 10**9, ttl_s=1e-9))] == ["ttl"]
+    assert _orphans(cache) == (set(), set())
+
+
+def test_reconcile_repairs_a_crash_between_the_two_writes(home: Path) -> None:
+    cache = _cache(home)
+    k1 = cache.put(_q("How do I renew my library books?"), {"answer": "1"}, 0.0, 1)
+    k2 = cache.put(_q("Where is the lost property office?"), {"answer": "2"}, 0.0, 1)
+    with cache._dbh.tx() as db:  # a row lost without its vector
+        db.execute("DELETE FROM cache_entries WHERE key = ?", [k1])
+    cache.index.delete([k2])  # a vector lost without its row
+    assert cache.reconcile() == {"removed_vectors": 1, "added_vectors": 1}
+    assert _orphans(cache) == (set(), set())
+    assert cache.lookup(_q("Where is the lost property office?")).match is not None
+
+
+def test_corrupt_or_missing_chroma_dir_is_rebuilt_from_sqlite(home: Path) -> None:
+    cache = _cache(home)
+    cache.put(_q("How do I change my broadband router password?"), {"answer": "r"}, 0.0, 1)
+    del cache
+    chroma = home / "chroma"
+    for f in chroma.rglob("*"):
+        if f.is_file():
+            f.write_bytes(b"not a database")
+    reopened = _cache(home)
+    r = reopened.lookup(_q("How do I change my broadband router password?"))
+    assert r.match is not None and r.error is None
+    assert any(p.name.startswith("chroma.broken-") for p in home.iterdir())
+    # a missing directory: rebuilt the same way
+    import shutil
+
+    shutil.rmtree(chroma)
+    again = _cache(home)
+    assert again.lookup(_q("How do I change my broadband router password?")).match is not None
+
+
+def test_restart_keeps_entries(home: Path) -> None:
+    cache = _cache(home)
+    cache.put(_q("What time does the leisure centre open on Mondays?"), {"answer": "7am"}, 0.0, 1)
+    cache._dbh.close()
+    del cache
+    r = _cache(home).lookup(_q("What time does the leisure centre open on Mondays"))
+    assert r.match is not None and r.match.value == {"answer": "7am"}
+
+
+def test_concurrent_writers_lose_nothing(home: Path) -> None:
+    cache = _cache(home)
+    texts = [f"Question {w}-{i}: how do I configure feature {w * 100 + i}?" for w in range(4) for i in range(6)]
+    _EMBEDDER.embed(texts)  # warm the memo so threads race on the stores, not on the model
+
+    def writer(w: int) -> None:
+        for i in range(6):
+            cache.put(_q(texts[w * 6 + i]), {"answer": f"{w}-{i}"}, 0.0, 1)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert cache.count() == 24 and cache.index.count() == 24
+    assert _orphans(cache) == (set(), set())
+
+
+def test_bad_input_gives_clear_errors_and_huge_text_is_safe(home: Path) -> None:
+    with pytest.raises(InvalidPromptError, match="empty"):
+        _q("   ")
+    with pytest.raises(InvalidPromptError, match="UTF-8"):
+        _q("broken \udcff surrogate")
+    with pytest.raises(InvalidPromptError, match="UTF-8"):
+        build_query([{"role": "user", "content": b"\xff\xfe bad bytes"}])
+    cache = _cache(home)
+    huge = "Explain this log line by line. " + "x" * 2_000_000
+    q1, q2 = _q(huge), _q(huge + "y")
+    assert len(q1.last) == EMBED_CHARS and q1.exact_hash != q2.exact_hash  # key on the whole text
+    cache.put(q1, {"answer": "long"}, 0.0, 1)
+    assert cache.lookup(q1).match is not None  # the same whole text
+    assert cache.lookup(q2).match is None  # same prefix, different text: never served
