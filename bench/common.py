@@ -90,7 +90,7 @@ class Env:
 
 
 def start_fake_server(nodelay: bool = True) -> Any:
-    """The tests' fake OpenAI server, by default with TCP_NODELAY on its sockets.
+    """The tests' fake OpenAI server (TCP_NODELAY on its sockets unless `nodelay=False`).
 
     Its handler writes the headers and the body in two small writes on a keep-alive connection;
     with Nagle's algorithm on, the body waits for the client's delayed ACK (~40 ms on Linux), which
@@ -99,9 +99,8 @@ def start_fake_server(nodelay: bool = True) -> Any:
     from tests.support.openai_server import FakeOpenAIServer
 
     server = FakeOpenAIServer()
-    if nodelay:
-        base = server.RequestHandlerClass
-        server.RequestHandlerClass = type("NoDelayHandler", (base,), {"disable_nagle_algorithm": True})
+    base = server.RequestHandlerClass
+    server.RequestHandlerClass = type("Handler", (base,), {"disable_nagle_algorithm": nodelay})
     return server.start()
 
 

@@ -141,8 +141,8 @@ def run(env: Env) -> list[Goal]:
     added = p50(res["engine"]) - bare_p50
     added_r = p50(res["engine-r"]) - bare_p50
     shares = ", ".join(f"{k} {v:.2f}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]))
-    print(f"\nFor reference, the same bare call against the fake server as the tests start it (Nagle's "
-          f"algorithm on): p50 {nagle:.2f} ms, the ~40 ms delayed-ACK stall this benchmark avoids with "
+    print(f"\nFor reference, the same bare call with Nagle's "
+          f"algorithm on: p50 {nagle:.2f} ms, the ~40 ms delayed-ACK stall this benchmark avoids with "
           "TCP_NODELAY.")
     print(f"\nAdded p50 with the analysis as is: {added:.2f} ms. Parts (p50 of each, ms): {shares}. "
           f"Largest: **{dominant}**. With the embedding memoised (repeated prompt): {added_r:.2f} ms; "

@@ -20,6 +20,7 @@ from inferscale.orchestration.engine import Event
 from inferscale.types import AskResult, MemberResult
 
 from .common import LEVEL_NAMES, code_span, money, ms
+from .structure import render_structure
 
 REFRESH_S = 0.1  # redraw streaming cards at most this often
 # Material icons ship with Streamlit's frontend (emoji need a system font headless browsers lack).
@@ -170,9 +171,7 @@ def render_result(result: AskResult) -> None:
     if result.cache and result.cache.detail:
         st.caption("Cache hit detail")
         st.json(result.cache.detail, expanded=False)
-    if detail := getattr(result, "detail", None):  # the strategy's own structure, when it reports one
-        with st.expander("Strategy detail"):
-            st.json(detail, expanded=True)
+    render_structure(result)  # the strategy's own structure (raw JSON in a collapsed expander)
 
     left, right = st.columns(2)
     with left:

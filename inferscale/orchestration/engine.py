@@ -91,8 +91,8 @@ class Engine:
         if pin is None or pout is None:
             from ..providers.llm import litellm_module
 
-            info = litellm_module(self.settings).model_cost.get(spec.model.split("/", 1)[-1]) or \
-                litellm_module(self.settings).model_cost.get(spec.model, {})
+            cost_map = litellm_module(self.settings).model_cost
+            info = cost_map.get(spec.model.split("/", 1)[-1]) or cost_map.get(spec.model, {})
             pin = pin if pin is not None else (info.get("input_cost_per_token") or 0) * 1e6
             pout = pout if pout is not None else (info.get("output_cost_per_token") or 0) * 1e6
         return (tokens_in * pin + tokens_out * pout) / 1e6

@@ -99,10 +99,16 @@ def _cost(litellm: Any, spec: ModelSpec, resp: Any, seconds: float, settings: Se
         return local_cost(seconds, settings)
     if spec.input_price_per_1m is not None or spec.output_price_per_1m is not None:
         return (tin * (spec.input_price_per_1m or 0) + tout * (spec.output_price_per_1m or 0)) / 1e6
+    if spec.model in _UNPRICED:
+        return 0.0
     try:
         return float(litellm.completion_cost(completion_response=resp, model=spec.model))
     except Exception:  # noqa: BLE001 - a model missing from the cost map is priced at 0, not fatal
+        _UNPRICED.add(spec.model)  # litellm raises on every lookup of it: remember, don't re-raise
         return 0.0
+
+
+_UNPRICED: set[str] = set()
 
 
 def call_kwargs(spec: ModelSpec, messages: list[Message], params: dict[str, Any], timeout: float) -> dict:

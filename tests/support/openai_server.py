@@ -45,6 +45,9 @@ def _usage(prompt: str, answer: str) -> dict[str, int]:
 class _Handler(BaseHTTPRequestHandler):
     server: FakeOpenAIServer  # type: ignore[assignment]
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes on a keep-alive connection: with Nagle's algorithm the
+    # body would wait ~40 ms for the client's delayed ACK on every request.
+    disable_nagle_algorithm = True
 
     def log_message(self, *args: Any) -> None:  # keep test output clean
         pass
