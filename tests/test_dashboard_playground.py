@@ -62,7 +62,8 @@ def test_ensemble_shows_a_card_per_model_the_final_answer_routing_and_steps(engi
     assert list(steps["step"]) == ["analysis", "cache", "routing", "execution", "monitoring"]
     assert (steps["ms"] >= 0).all()
     assert not frame(at, "feature", "contribution").empty
-    assert len(at.get("plotly_chart")) == 1  # the step timeline
+    # the ensemble's agreement chart, then the step timeline
+    assert [c.key for c in at.get("plotly_chart")] == ["st_ensemble_agreement", "pg_timeline"]
     history = frame(at, "prompt", "answer")
     assert len(history) == 1 and history.iloc[0]["strategy"] == "ensemble"
 
