@@ -71,7 +71,8 @@ def test_playground_shows_both_local_models_and_the_final_answer(page: Any, app_
     assert final  # the consensus answer
     body = page.locator('[data-testid="stMain"]').inner_text()
     assert "Agreement" in body and "Complexity" in body and "tier" in body  # routing reason
-    timeline = page.locator('[data-testid="stPlotlyChart"]')
+    # The step timeline (the ensemble's agreement bars are a chart of their own).
+    timeline = page.locator('.st-key-pg_timeline [data-testid="stPlotlyChart"]')
     timeline.locator(".main-svg").first.wait_for()
     assert timeline.count() == 1
     steps = timeline.text_content()
