@@ -16,7 +16,9 @@ from tests.support.fakes import fake_model
 CHAOS = [fake_model(f"chaos-{x}", f"chaos-{x}") for x in "abc"]
 # Short timeouts and backoff keep the run quick; 4 attempts per model and 3 models make an
 # unanswered request astronomically unlikely (and the draws are seeded, so the run is reproducible).
-FAST = {"call_timeout_s": 1.0, "retry_backoff_s": 0.01, "max_attempts": 4, "cooldown_s": 2.0}
+# The timeout leaves room for a loaded 2-core machine: a slow-but-real answer misread as a hang
+# would break the exact fault accounting below.
+FAST = {"call_timeout_s": 3.0, "retry_backoff_s": 0.01, "max_attempts": 4, "cooldown_s": 2.0}
 # What the fake server injected → the error class the client must record for it.
 CLASS_OF = {"500": "InternalServerError", "502": "BadGatewayError", "503": "ServiceUnavailableError",
             "429": "RateLimitError", "malformed": "MalformedResponseError", "hang": "Timeout"}
@@ -24,7 +26,7 @@ CLASS_OF = {"500": "InternalServerError", "502": "BadGatewayError", "503": "Serv
 
 def test_a_thousand_requests_under_the_fault_mix(make_engine, server) -> None:
     engine = make_engine(*CHAOS, **FAST)
-    server.hang_s = 2.5  # well past the 1 s timeout
+    server.hang_s = 6.0  # well past the 3 s timeout
     items = [BatchItem(i + 1, f"r{i}", f"chaos request number {i}: say something") for i in range(1000)]
     outputs: list[dict] = []
     # `single` with fallback: each request goes to its first model, fails over to the next, and
