@@ -12,7 +12,7 @@ import itertools
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..analysis import ANALYSIS_VERSION, Analyzer, analysis_from_dict
@@ -28,7 +28,7 @@ from ..registry import ModelSpec, Registry
 from ..routing import RouteRequest
 from ..routing.policies import get_router, route
 from ..settings import STRATEGY_NAMES, Settings, Tunables
-from ..types import Analysis, AskResult, CacheHit, MemberResult, Message, StepTiming
+from ..types import Analysis, AskResult, CacheHit, MemberResult, Message, RoutingDecision, StepTiming
 from .runner import run_sync
 from .strategies import STRATEGIES, Budget, ExecContext, build_strategy
 
@@ -129,7 +129,7 @@ class Engine:
         use_cache = use_cache and tun.cache_enabled
         params = {"max_tokens": tun.max_tokens, "temperature": tun.temperature}
         trace = _Trace()
-        emit = _emitter(on_event)
+        emit = _Emit(on_event)
 
         def step(name: str, t0: float, note: str = "") -> None:
             s = StepTiming(name, (time.perf_counter() - t0) * 1000, note)
@@ -239,8 +239,6 @@ class Engine:
     def _from_cache(self, request_id: str, hit: Any, analysis: Any, trace: _Trace,
                     t_start: float, emit: Callable[[Event], None], level: str = "L4",
                     extra: dict[str, Any] | None = None) -> AskResult:
-        from ..types import RoutingDecision
-
         v = hit.value
         r = v["routing"]
         decision = RoutingDecision(
@@ -379,8 +377,6 @@ def _cache_event(level: str, hit: Any, model: str | None = None) -> dict[str, An
 
 
 def _with_steps(result: AskResult, trace: _Trace) -> AskResult:
-    from dataclasses import replace
-
     return replace(result, steps=tuple(trace.steps))
 
 
@@ -398,5 +394,3 @@ class _Emit:
                 self.live = False
 
 
-def _emitter(on_event: OnEvent | None) -> _Emit:
-    return _Emit(on_event)
