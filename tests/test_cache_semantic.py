@@ -57,6 +57,8 @@ def test_paraphrase_hits_and_records_what_it_matched(home: Path) -> None:
     ("What's the baggage allowance on easyJet?", "What's the baggage allowance on Ryanair?"),  # entity
     ("What are the symptoms of flu?", "What are the symptoms of flu in babies?"),  # narrower scope
     ("How do I turn on notifications?", "How do I turn off notifications?"),  # particle flip
+    ("Is 7 greater than 3?", "Is 3 greater than 7?"),  # same numbers, another order
+    ("engine 0 request 2", "engine 2 request 0"),
 ])
 def test_near_duplicates_that_ask_something_else_never_hit(home: Path, cached: str, new: str) -> None:
     cache = _cache(home)

@@ -79,6 +79,12 @@ def verify(a: str | Profile, b: str | Profile, similarity: float,
         only_a = sorted(pa.numbers - pb.numbers)
         only_b = sorted(pb.numbers - pa.numbers)
         return Verdict(False, f"numbers differ: {only_a or '-'} vs {only_b or '-'}", REJECT)
+    if not conflicts_only and len(pa.numbers) >= 2:
+        # The same numbers in another order ask something else: "is 7 > 3" vs "is 3 > 7".
+        seq_a = [t for t in dict.fromkeys(pa.tokens) if t in pa.numbers]
+        seq_b = [t for t in dict.fromkeys(pb.tokens) if t in pb.numbers]
+        if seq_a != seq_b:
+            return Verdict(False, f"same numbers in another order: {seq_a} vs {seq_b}", REJECT)
     if pa.negations % 2 != pb.negations % 2 and not conflicts_only:
         return Verdict(False, "negation on one side only", REJECT)
     # Opposites among all words, particles included: "turn on"/"turn off", "opt in"/"opt out".
