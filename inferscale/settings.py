@@ -144,7 +144,7 @@ class Tunables:
     semantic_floor: float = 0.60
     semantic_focused_threshold: float = 0.93
     semantic_qualifier_threshold: float = 0.90
-    semantic_history_threshold: float = 0.90
+    semantic_history_threshold: float = 0.70
     # Per level: capacity in entries and MB, and TTL in seconds (0 = never expires).
     cache_l1_max_entries: int = 100_000
     cache_l1_max_mb: float = 512.0

@@ -85,6 +85,46 @@ def test_scope_system_prompt_params_and_conversation(home: Path) -> None:
     assert cache.lookup(sys_q).match is None
 
 
+def test_a_question_that_stands_alone_ignores_unrelated_earlier_turns(home: Path) -> None:
+    cache = _cache(home)
+    repair = [("user", "my phone screen is cracked, does Kestrel do repairs?"),
+              ("assistant", "We do, through Kestrel Care. Book in the app or at any store.")]
+    usage = [("user", "how do I check my data usage on Kestrel?"),
+             ("assistant", "Open the Kestrel app; the usage bar on the home screen shows it.")]
+    question = "What's the cooling-off period for a new Kestrel broadband contract?"
+    cache.put(_q(question, repair), {"answer": "14 days"}, 0.0, 10)
+    r = cache.lookup(_q(question, usage))
+    assert r.match is not None and "stands alone" in r.match.reason, r
+    # A question that points back ("it") is never one that stands alone.
+    cache.put(_q("How much is it per month on Kestrel?", repair), {"answer": "£5"}, 0.0, 10)
+    assert cache.lookup(_q("How much is it per month on Kestrel?", usage)).match is None
+
+
+def test_conversations_compared_turn_by_turn(home: Path) -> None:
+    cache = _cache(home)
+    filler = [("assistant", "Thanks for waiting, still checking."), ("user", "no rush"),
+              ("assistant", "Sorry, the system is slow today."), ("user", "that's fine")]
+
+    def chat(order: str) -> list[tuple[str, str]]:
+        return [("user", f"Hi, I'm chasing order {order}, it was due yesterday"),
+                ("assistant", f"Order {order} is a navy parka sent with Parcelway on Monday."), *filler,
+                ("assistant", "Nearly there.")]
+    cache.put(_q("so where's it got to?", chat("58316")), {"answer": "depot"}, 0.0, 10)
+    # The same words everywhere but the order number, set in the first turns: not the same question.
+    r = cache.lookup(_q("so where's it got to?", chat("58361")))
+    assert r.match is None and any("turn 1 differs" in x for x in r.rejected), r
+    assert cache.lookup(_q("so where's it got to?", chat("58316"))).match is not None
+
+    def offer(first: str, second: str) -> list[tuple[str, str]]:
+        return [("user", "my bin wasn't emptied and the lid is cracked"),
+                ("assistant", f"I can either 1) {first}, or 2) {second}. Which would you like?")]
+    a, b = "report a missed collection", "request a replacement bin"
+    cache.put(_q("the first option", offer(a, b)), {"answer": "reported"}, 0.0, 10)
+    # A bare reply picks what the preceding turn offered: the offers swapped order, so it misses.
+    assert cache.lookup(_q("the first option", offer(b, a))).match is None
+    assert cache.lookup(_q("the first option", offer(a, b))).match is not None
+
+
 def test_eviction_by_capacity_keeps_chroma_and_sqlite_together(home: Path) -> None:
     cache = _cache(home)
     keys = [cache.put(_q(f"What is the capital of country number {i}?"), {"answer": str(i)},

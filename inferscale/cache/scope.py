@@ -21,7 +21,7 @@ from ..errors import InvalidPromptError
 
 TURN_SEP = "\x1e"  # separates turns in `Query.history`; never typed by a user
 EMBED_CHARS = 2000  # what the embedding and the token comparison read of one text
-HISTORY_CHARS = 6000  # of the earlier turns, the most recent part is compared
+HISTORY_CHARS = 40000  # of the earlier turns, the most recent part is compared (turn by turn)
 
 
 def digest(obj: Any) -> str:

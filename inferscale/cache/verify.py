@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .textdiff import FRAMING, Profile, is_polarity_operator, opposite, profile, similar_spelling
+from .textdiff import FRAMING, Profile, is_polarity_operator, opposite, profile, similar_spelling, stem
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,12 @@ class VerifyConfig:
     floor: float = 0.60  # the same meaningful words, differently worded
     focused_threshold: float = 0.93  # one or two content words substituted
     qualifier_threshold: float = 0.90  # one or two content words added on one side only
-    history_threshold: float = 0.90  # earlier turns of a conversation, compared as one text
+    history_threshold: float = 0.70  # earlier turns of a conversation, compared as one text
 
 
 REJECT = 1.01
 LONG_TEXT = 2000  # = scope.EMBED_CHARS: a last message this long was truncated
+REPLY_PARTICLES = frozenset({"yes", "no"})  # "Yes, it's kept" = "No, it's not lost"
 TURN_SEP = "\x1e"  # between the rendered turns of `history` (see scope.py)
 
 
@@ -91,7 +92,7 @@ def verify(a: str | Profile, b: str | Profile, similarity: float,
     ta, tb = set(pa.tokens), set(pb.tokens)
     for x in ta - tb:
         for y in tb - ta:
-            if opposite(x, y):
+            if opposite(x, y) and not (conflicts_only and {x, y} <= REPLY_PARTICLES):
                 return Verdict(False, f"opposite words: {x!r} vs {y!r}", REJECT)
     a_only = set(pa.content - pb.content)
     b_only = set(pb.content - pa.content)
@@ -137,29 +138,100 @@ class Candidate:
     exact_hash: str
 
 
+# Words that point back into the conversation: a message holding one means something only with
+# the turns before it ("cancel it", "how much is that one?", "and with the TV add-on?").
+ANAPHORA = frozenset("""
+it its that this these those them they their he him his she her one ones then there instead same
+such else above former latter option options both either another other
+""".split())
+# Days and months are capitalised but name no subject: "Is the clinic open on Sundays?" still
+# means the clinic the chat was about.
+CALENDAR = frozenset(stem(w) for w in """
+monday tuesday wednesday thursday friday saturday sunday mondays tuesdays wednesdays thursdays
+fridays saturdays sundays january february march april may june july august september october
+november december today tomorrow yesterday weekend weekends
+""".split())
+# Openers that continue a thread rather than start a new question.
+CONTINUATIONS = frozenset("and so ok okay yes yeah yep no nope great cool fine right then also but".split())
+# A bare reply: it accepts or picks whatever the preceding turn offered.
+REPLIES = frozenset("""
+yes yeah yep yup ok okay sure please go ahead on do that it the first second third last one option
+let's lets fine great perfect sounds good thanks thank you then with
+""".split())
+
+
+def standalone(text: str) -> bool:
+    """A last message that names its subject and refers back to nothing: its answer cannot depend
+    on the earlier turns, so those are not compared ("Do you accept Amex?" after any chat)."""
+    p = profile(text)
+    words = [w.lower().strip("'’") for w in text.replace("?", " ").split()]
+    if len(words) < 4 or not p.entities - CALENDAR or words[0].strip(",.!") in CONTINUATIONS:
+        return False
+    return not any(w.strip(",.!") in ANAPHORA for w in words)
+
+
+def bare_reply(text: str) -> bool:
+    words = [w.strip(",.!?").lower() for w in text.split()]
+    return len(words) <= 8 and all(w in REPLIES for w in words if w)
+
+
+def _turns_conflict(a: list[str], b: list[str], config: VerifyConfig) -> Verdict | None:
+    """Conversations of the same shape are compared turn by turn: a changed order number or name in
+    the first turn changes the answer however similar the rest is."""
+    if len(a) != len(b):
+        return None
+    for i, (x, y) in enumerate(zip(a, b, strict=True)):
+        if x == y:
+            continue
+        v = verify(x, y, 1.0, config, conflicts_only=True)
+        if not v.ok:
+            return Verdict(False, f"turn {i + 1} differs: {v.reason}", REJECT)
+        px, py = profile(x), profile(y)
+        if px.numbers == py.numbers and len(px.numbers) >= 2:
+            sx = [t for t in dict.fromkeys(px.tokens) if t in px.numbers]
+            sy = [t for t in dict.fromkeys(py.tokens) if t in py.numbers]
+            if sx != sy:
+                return Verdict(False, f"turn {i + 1} differs: same numbers in another order", REJECT)
+    return None
+
+
 def decide(cached: Candidate, query: Candidate, sim_last: float, sim_history: float | None,
            config: VerifyConfig = VerifyConfig()) -> Verdict:  # noqa: B008
     """Verify a candidate conversation against the query conversation: the last messages must
-    match, and so must the earlier turns (the same words in another conversation never hit)."""
+    match, and so must the earlier turns (the same words in another conversation never hit) unless
+    the last message stands alone."""
     if cached.exact_hash == query.exact_hash:
         return Verdict(True, "identical conversation", 0.0)
     if max(len(cached.last), len(query.last)) >= LONG_TEXT:
         # Only a prefix of such a text is embedded and compared: exact matches only (the key above).
         return Verdict(False, "text too long to compare semantically; exact match only", REJECT)
+    last = verify(cached.last, query.last, sim_last, config)
+    if not last.ok:
+        return last
+    if standalone(cached.last) and standalone(query.last):
+        note = "; earlier turns not compared: the question stands alone" if cached.history or query.history else ""
+        return Verdict(True, f"{last.reason}{note}", last.required)
     if bool(cached.history) != bool(query.history):
         return Verdict(False, "different conversation: earlier turns on one side only", REJECT)
-    last = verify(cached.last, query.last, sim_last, config)
-    if not last.ok or not cached.history:
-        return last
-    if cached.history == query.history:
+    if not cached.history or cached.history == query.history:
         return last
     *earlier_a, turn_a = cached.history.split(TURN_SEP)
     *earlier_b, turn_b = query.history.split(TURN_SEP)
-    # The turn just before the question is what "yes please" or "cancel it" answers: compare it
-    # strictly (every hard check, no similarity allowance).
-    turn = verify(turn_a, turn_b, 1.0, config)
+    # The turn just before the question is what "yes please" or "the first one" answers: for such a
+    # bare reply it must match strictly (every hard check, in the same order); otherwise only a
+    # conflicting fact (another number, another name) rejects.
+    if bare_reply(cached.last) or bare_reply(query.last):
+        turn = verify(turn_a, turn_b, 1.0, config)
+        if turn.ok and (sim := _turns_conflict([turn_a], [turn_b], config)) is not None:
+            turn = sim
+        if turn.ok and turn_a != turn_b:
+            turn = Verdict(False, "a bare reply to an offer worded differently", REJECT)
+    else:
+        turn = verify(turn_a, turn_b, 1.0, config, conflicts_only=True)
     if not turn.ok:
         return Verdict(False, f"the preceding turn differs: {turn.reason}", turn.required)
+    if (clash := _turns_conflict(earlier_a, earlier_b, config)) is not None:
+        return clash
     hist_cfg = VerifyConfig(threshold=config.history_threshold, floor=config.history_threshold,
                             focused_threshold=config.focused_threshold,
                             qualifier_threshold=config.qualifier_threshold)
