@@ -142,7 +142,7 @@ class Tunables:
     semantic_enabled: bool = True
     semantic_threshold: float = 0.85
     semantic_floor: float = 0.60
-    semantic_focused_threshold: float = 0.93
+    semantic_focused_threshold: float = 0.90
     semantic_qualifier_threshold: float = 0.90
     semantic_history_threshold: float = 0.70
     # Per level: capacity in entries and MB, and TTL in seconds (0 = never expires).

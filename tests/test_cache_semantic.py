@@ -47,6 +47,15 @@ def test_paraphrase_hits_and_records_what_it_matched(home: Path) -> None:
     assert r.match.cost_usd == pytest.approx(0.002)
 
 
+def test_one_that_counts_nothing_is_not_a_number(home: Path) -> None:
+    cache = _cache(home)
+    cache.put(_q("How do I order a replacement debit card?"), {"answer": "In the app."}, 0.0, 10)
+    r = cache.lookup(_q("Hi, quick one: how do I order a replacement debit card?"))
+    assert r.match is not None, r
+    cache.put(_q("Can I get 8 in an order?"), {"answer": "yes"}, 0.0, 10)
+    assert cache.lookup(_q("Can I get 8 in one order?")).match is None  # here "one" counts
+
+
 @pytest.mark.parametrize(("cached", "new"), [
     ("Track order 48213", "Track order 48231"),  # IDs differ
     ("Can I cancel within 14 days?", "Can I cancel within 30 days?"),  # numbers

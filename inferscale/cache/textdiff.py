@@ -173,6 +173,9 @@ def _number(tok: str) -> str | None:
     return None
 
 
+_PRONOUN_ONE_AFTER = frozenset(stem(w) for w in
+                               "a an the this that which each every another new old other any quick "
+                               "big small same right wrong best last first".split())
 _DIRECTIONS = frozenset({"from", "to", "into", "than", "vs", "versus", "over", "between", "instead"})
 
 
@@ -196,6 +199,9 @@ def profile(text: str) -> Profile:
             sentence_start = True
         low = tok.lower()
         num = _number(tok)
+        if low == "one" and (tokens and tokens[-1] in _PRONOUN_ONE_AFTER
+                             or not re.match(r"\s*[^\W_]", norm[m.end():])):
+            num = None  # "a new one", "quick one:", "which one?" point at a thing, they count nothing
         if num is not None:
             numbers.add(num)
             tokens.append(num)
