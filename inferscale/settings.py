@@ -136,15 +136,17 @@ class Tunables:
     judge_model: str = ""  # best-of-n / tree-search judge; "" = the strongest available model
     moa_layers: int = 1  # mixture-of-agents proposer layers before the aggregator
     tree_budget: int = 8  # tree-search: nodes to generate
-    # Cache (issue 4). L1 semantic: a reworded prompt needs `semantic_threshold` cosine; the same
-    # meaningful words need only `semantic_floor`; a one/two-word substitution or added qualifier
-    # needs the focused/qualifier threshold (see inferscale/cache/verify.py).
+    # Cache (issue 4). L1 semantic: an edit of the cached prompt needs `semantic_threshold` cosine
+    # (a one/two-word substitution or added qualifier: the focused/qualifier threshold); the same
+    # meaningful words need only `semantic_floor`; a full rewrite `semantic_rewrite_threshold`
+    # (see inferscale/cache/verify.py).
     semantic_enabled: bool = True
     semantic_threshold: float = 0.85
     semantic_floor: float = 0.60
     semantic_focused_threshold: float = 0.90
     semantic_qualifier_threshold: float = 0.90
     semantic_history_threshold: float = 0.70
+    semantic_rewrite_threshold: float = 0.65  # a rewrite keeping under half the wording
     # Per level: capacity in entries and MB, and TTL in seconds (0 = never expires).
     cache_l1_max_entries: int = 100_000
     cache_l1_max_mb: float = 512.0
@@ -192,7 +194,8 @@ class Tunables:
         if not isinstance(self.judge_model, str):
             raise ConfigError(f"judge_model must be a model id or empty, got {self.judge_model!r}")
         for name in ("semantic_threshold", "semantic_floor", "semantic_focused_threshold",
-                     "semantic_qualifier_threshold", "semantic_history_threshold"):
+                     "semantic_qualifier_threshold", "semantic_history_threshold",
+                     "semantic_rewrite_threshold"):
             _unit(name, getattr(self, name))
         if self.semantic_floor > self.semantic_threshold:
             raise ConfigError(f"semantic_floor ({self.semantic_floor}) must be <= semantic_threshold "

@@ -47,6 +47,17 @@ def test_paraphrase_hits_and_records_what_it_matched(home: Path) -> None:
     assert r.match.cost_usd == pytest.approx(0.002)
 
 
+def test_a_full_rewrite_is_judged_by_meaning_an_edit_by_the_words_it_swaps(home: Path) -> None:
+    cache = _cache(home)
+    cache.put(_q("Do you have parking?"), {"answer": "Yes, behind the hall."}, 0.0, 10)
+    r = cache.lookup(_q("Is there somewhere to park?"))  # shares almost no wording: a rewrite
+    assert r.match is not None and r.match.reason.startswith("rewritten"), r
+    assert r.match.similarity < 0.85  # served below the edit threshold, because it is a rewrite
+    cache.put(_q("What vaccines does my puppy need?"), {"answer": "..."}, 0.0, 10)
+    r = cache.lookup(_q("What vaccines does my kitten need?"))  # one word swapped: an edit
+    assert r.match is None and any("focused substitution" in x for x in r.rejected), r
+
+
 def test_one_that_counts_nothing_is_not_a_number(home: Path) -> None:
     cache = _cache(home)
     cache.put(_q("How do I order a replacement debit card?"), {"answer": "In the app."}, 0.0, 10)
@@ -68,6 +79,8 @@ def test_one_that_counts_nothing_is_not_a_number(home: Path) -> None:
     ("How do I turn on notifications?", "How do I turn off notifications?"),  # particle flip
     ("Is 7 greater than 3?", "Is 3 greater than 7?"),  # same numbers, another order
     ("engine 0 request 2", "engine 2 request 0"),
+    ("How do I increase my mobile data allowance?", "How can I get a smaller data allowance?"),  # direction
+    ("How much stamp duty is due on a first home?", "How much stamp duty is due on a second home?"),
 ])
 def test_near_duplicates_that_ask_something_else_never_hit(home: Path, cached: str, new: str) -> None:
     cache = _cache(home)

@@ -181,7 +181,8 @@ def evaluate(pairs: list[Pair], config: VerifyConfig, embedder: Embedder, *, swe
             cfg = VerifyConfig(threshold=t, floor=min(config.floor, t),
                                focused_threshold=config.focused_threshold,
                                qualifier_threshold=config.qualifier_threshold,
-                               history_threshold=config.history_threshold)
+                               history_threshold=config.history_threshold,
+                               rewrite_threshold=min(config.rewrite_threshold, t))
             r = report(score(pairs, cfg, embedder))
             rows.append({"threshold": t, "recall": r["recall"], "false_hit_rate": r["false_hit_rate"],
                          "precision": r["precision"]})

@@ -47,6 +47,7 @@ def verify_config(tun: Tunables) -> VerifyConfig:
         focused_threshold=tun.semantic_focused_threshold,
         qualifier_threshold=tun.semantic_qualifier_threshold,
         history_threshold=tun.semantic_history_threshold,
+        rewrite_threshold=tun.semantic_rewrite_threshold,
     )
 
 

@@ -76,6 +76,13 @@ _ANTONYM_GROUPS = (
     "increase cut", "employed unemployed", "private state", "student staff", "import export",
     "overpay underpay", "overcharge undercharge", "positive negative", "success failure",
     "succeed fail", "win defeat", "upgrade downgrade", "inside outdoor indoor outdoor",
+    "first second third fourth fifth",
+)
+# Two directions, each a class of words: any word of one against any word of the other is a flip
+# ("increase my data allowance" / "a smaller data cap"); words in the same class are not.
+_DIRECTION_CLASSES = (
+    ("increase raise more bigger larger higher boost upgrade extend extra top", "decrease reduce cut "
+     "lower less smaller fewer shrink downgrade shorten"),
 )
 # Filler, politeness, pronouns, auxiliaries and question framing: they never change what is asked.
 STOPWORDS = frozenset("""
@@ -155,7 +162,9 @@ def _pairs(groups: tuple[str, ...]) -> frozenset[tuple[str, str]]:
     return frozenset(out)
 
 
-ANTONYMS = _pairs(_ANTONYM_GROUPS)
+ANTONYMS = _pairs(_ANTONYM_GROUPS) | frozenset(
+    p for up, down in _DIRECTION_CLASSES for x in up.split() for y in down.split()
+    for p in ((x, y), (y, x), (_base(x), _base(y)), (_base(y), _base(x))))
 _POLARITY_STEMS = frozenset(_base(w) for w in POLARITY_OPERATORS)
 
 

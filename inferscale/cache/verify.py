@@ -12,7 +12,10 @@ different things ("order 48213" / "order 48231", "safe" / "unsafe", "from saving
    one or two content words (a substitution or an added qualifier such as "extended" warranty) must
    be very close (`focused_threshold`), because that is exactly how a trap looks; a pair whose
    meaningful words are the same and only wording or filler differs may be served from the candidate
-   floor; a broader rewording needs the configured threshold.
+   floor; a broader rewording needs the configured threshold; a full rewrite, keeping under half of
+   the wording in order, is judged by meaning alone (`rewrite_threshold`): traps are edits of a
+   question, paraphrases rarely are.
+3. in a chat, compares the whole conversation (see `decide`).
 
 The decision comes with its reason, which the cache shows and `cache-eval` counts.
 """
@@ -20,6 +23,7 @@ The decision comes with its reason, which the cache shows and `cache-eval` count
 from __future__ import annotations
 
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 
 from .textdiff import FRAMING, Profile, is_polarity_operator, opposite, profile, similar_spelling, stem
 
@@ -38,9 +42,14 @@ class VerifyConfig:
     focused_threshold: float = 0.90  # one or two content words substituted
     qualifier_threshold: float = 0.90  # one or two content words added on one side only
     history_threshold: float = 0.70  # earlier turns of a conversation, compared as one text
+    rewrite_threshold: float = 0.65  # a full rewrite that keeps little of the wording
 
 
 REJECT = 1.01
+# Share of the longer text's words that the other keeps, in order (longest common subsequence).
+# Below this the new prompt is a rewrite, judged by meaning; at or above it, it is an edit of the
+# cached prompt, and an edit that swaps words is how a trap looks.
+REWRITE_FRAME = 0.5
 LONG_TEXT = 2000  # = scope.EMBED_CHARS: a last message this long was truncated
 REPLY_PARTICLES = frozenset({"yes", "no"})  # "Yes, it's kept" = "No, it's not lost"
 TURN_SEP = "\x1e"  # between the rendered turns of `history` (see scope.py)
@@ -57,6 +66,13 @@ def _pair_off(xs: set[str], ys: set[str], match) -> list[tuple[str, str]]:
     for x, _ in pairs:
         xs.discard(x)
     return pairs
+
+
+def frame(pa: Profile, pb: Profile) -> float:
+    """How much of the wording survives: matched words in order / words in the longer text."""
+    kept = sum(m.size for m in SequenceMatcher(None, pa.tokens, pb.tokens,
+                                               autojunk=False).get_matching_blocks())
+    return kept / max(len(pa.tokens), len(pb.tokens), 1)
 
 
 def _order(tokens: tuple[str, ...], x: str, y: str) -> bool:
@@ -118,6 +134,8 @@ def verify(a: str | Profile, b: str | Profile, similarity: float,
     n_a, n_b = len(a_only), len(b_only)
     if not n_a and not n_b:
         need, shape = config.floor, "same meaningful words"
+    elif frame(pa, pb) < REWRITE_FRAME:
+        need, shape = config.rewrite_threshold, "rewritten"
     elif n_a and n_b and n_a + n_b <= 3 and len(shared) >= 1:
         need, shape = max(config.threshold, config.focused_threshold), "focused substitution"
     elif (not n_a or not n_b) and n_a + n_b <= 2:
@@ -234,7 +252,8 @@ def decide(cached: Candidate, query: Candidate, sim_last: float, sim_history: fl
         return clash
     hist_cfg = VerifyConfig(threshold=config.history_threshold, floor=config.history_threshold,
                             focused_threshold=config.focused_threshold,
-                            qualifier_threshold=config.qualifier_threshold)
+                            qualifier_threshold=config.qualifier_threshold,
+                            rewrite_threshold=config.history_threshold)
     hist = verify(TURN_SEP.join(earlier_a), TURN_SEP.join(earlier_b),
                   sim_history if sim_history is not None else 0.0, hist_cfg, conflicts_only=True)
     if not hist.ok:
