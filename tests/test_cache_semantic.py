@@ -146,6 +146,14 @@ def test_conversations_compared_turn_by_turn(home: Path) -> None:
     assert cache.lookup(_q("the first option", offer(b, a))).match is None
     assert cache.lookup(_q("the first option", offer(a, b))).match is not None
 
+    def later(plan: str) -> list[tuple[str, str]]:
+        return [("user", "my council tax is due"),
+                ("assistant", f"Once your move is noted, would you like me to {plan}?"), *filler,
+                ("assistant", "Have you had a chance to think about what I suggested?")]
+    cache.put(_q("yes go ahead", later("extend your payments to March")), {"answer": "ok"}, 0.0, 10)
+    # The offer the reply accepts sits turns back; the turn just before is the same on both sides.
+    assert cache.lookup(_q("yes go ahead", later("move your direct debit to the 28th"))).match is None
+
 
 def test_eviction_by_capacity_keeps_chroma_and_sqlite_together(home: Path) -> None:
     cache = _cache(home)

@@ -193,15 +193,16 @@ def bare_reply(text: str) -> bool:
     return len(words) <= 8 and all(w in REPLIES for w in words if w)
 
 
-def _turns_conflict(a: list[str], b: list[str], config: VerifyConfig) -> Verdict | None:
+def _turns_conflict(a: list[str], b: list[str], config: VerifyConfig,
+                    strict: bool = False) -> Verdict | None:
     """Conversations of the same shape are compared turn by turn: a changed order number or name in
     the first turn changes the answer however similar the rest is."""
     if len(a) != len(b):
         return None
     for i, (x, y) in enumerate(zip(a, b, strict=True)):
-        if x == y:
-            continue
-        v = verify(x, y, 1.0, config, conflicts_only=True)
+        if x == y or frame(profile(x), profile(y)) < REWRITE_FRAME:
+            continue  # a rewritten turn is compared with the rest, as facts of the whole chat
+        v = verify(x, y, 1.0, config, conflicts_only=not strict)
         if not v.ok:
             return Verdict(False, f"turn {i + 1} differs: {v.reason}", REJECT)
         px, py = profile(x), profile(y)
@@ -248,7 +249,10 @@ def decide(cached: Candidate, query: Candidate, sim_last: float, sim_history: fl
         turn = verify(turn_a, turn_b, 1.0, config, conflicts_only=True)
     if not turn.ok:
         return Verdict(False, f"the preceding turn differs: {turn.reason}", turn.required)
-    if (clash := _turns_conflict(earlier_a, earlier_b, config)) is not None:
+    # A bare reply accepts what was offered, perhaps turns earlier: every edited turn must then
+    # pass every check, not only the conflicting-facts one.
+    reply = bare_reply(cached.last) or bare_reply(query.last)
+    if (clash := _turns_conflict(earlier_a, earlier_b, config, strict=reply)) is not None:
         return clash
     hist_cfg = VerifyConfig(threshold=config.history_threshold, floor=config.history_threshold,
                             focused_threshold=config.focused_threshold,
