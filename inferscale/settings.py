@@ -142,7 +142,7 @@ class Tunables:
     # (see inferscale/cache/verify.py).
     semantic_enabled: bool = True
     semantic_threshold: float = 0.85
-    semantic_floor: float = 0.60
+    semantic_floor: float = 0.40
     semantic_focused_threshold: float = 0.90
     semantic_qualifier_threshold: float = 0.90
     semantic_history_threshold: float = 0.70

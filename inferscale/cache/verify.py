@@ -38,7 +38,7 @@ class Verdict:
 @dataclass(frozen=True)
 class VerifyConfig:
     threshold: float = 0.85  # a broad rewording needs this similarity
-    floor: float = 0.60  # the same meaningful words, differently worded
+    floor: float = 0.40  # the same meaningful words (typos matched), differently worded
     focused_threshold: float = 0.90  # one or two content words substituted
     qualifier_threshold: float = 0.90  # one or two content words added on one side only
     history_threshold: float = 0.70  # earlier turns of a conversation, compared as one text
