@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from inferscale.cache.chroma_index import ChromaIndex
+from inferscale.cache.chroma_index import LEGACY_COLLECTION, ChromaIndex, _forget_system, collection_name
 from inferscale.cache.eviction import Limits
 from inferscale.cache.scope import EMBED_CHARS, build_query
 from inferscale.cache.semantic import SemanticCache
@@ -207,6 +207,25 @@ def test_corrupt_or_missing_chroma_dir_is_rebuilt_from_sqlite(home: Path) -> Non
     shutil.rmtree(chroma)
     again = _cache(home)
     assert again.lookup(_q("How do I change my broadband router password?")).match is not None
+
+
+def test_the_old_shared_collection_is_replaced_by_one_per_scope(home: Path) -> None:
+    cache = _cache(home)
+    q = _q("How do I renew my residents' parking permit?")
+    key = cache.put(q, {"answer": "online"}, 0.0, 1)
+    client = cache.index._client
+    client.delete_collection(collection_name(q.scope_key))  # the layout before per-scope collections
+    client.create_collection(LEGACY_COLLECTION, embedding_function=None).add(
+        ids=[key], embeddings=[[1.0] + [0.0] * 383], metadatas=[{"scope": q.scope_key}])
+    cache._dbh.close()
+    del cache
+    _forget_system(home / "chroma")  # what a restart does: Chroma keeps one system per path
+    reopened = _cache(home)
+    r = reopened.lookup(q)
+    assert r.match is not None and r.match.value == {"answer": "online"}
+    names = {c.name for c in reopened.index._client.list_collections()}
+    assert names == {collection_name(q.scope_key)}  # the legacy one is gone, its vector re-added
+    assert _orphans(reopened) == (set(), set())
 
 
 def test_restart_keeps_entries(home: Path) -> None:
