@@ -12,6 +12,7 @@ from inferscale.cache.chroma_index import LEGACY_COLLECTION, ChromaIndex, _forge
 from inferscale.cache.eviction import Limits
 from inferscale.cache.scope import EMBED_CHARS, build_query
 from inferscale.cache.semantic import SemanticCache
+from inferscale.cache.textdiff import opposite
 from inferscale.db import Database
 from inferscale.embeddings import Embedder
 from inferscale.errors import InvalidPromptError
@@ -56,6 +57,14 @@ def test_a_full_rewrite_is_judged_by_meaning_an_edit_by_the_words_it_swaps(home:
     cache.put(_q("What vaccines does my puppy need?"), {"answer": "..."}, 0.0, 10)
     r = cache.lookup(_q("What vaccines does my kitten need?"))  # one word swapped: an edit
     assert r.match is None and any("focused substitution" in x for x in r.rejected), r
+
+
+def test_an_antonym_group_is_a_word_and_its_opposites() -> None:
+    assert opposite("open", "shut") and opposite("small", "big") and opposite("add", "delete")
+    # …but the opposites are not opposites of each other: they are near-synonyms.
+    assert not opposite("close", "shut") and not opposite("large", "big")
+    assert not opposite("remove", "delete")
+    assert opposite("second", "third") and opposite("winter", "autumn")  # exclusive values
 
 
 def test_one_that_counts_nothing_is_not_a_number(home: Path) -> None:

@@ -67,16 +67,16 @@ _ANTONYM_GROUPS = (
     "domestic international", "inbound outbound", "incoming outgoing", "credit debit",
     "deposit withdraw", "men women", "man woman", "male female", "boy girl", "husband wife",
     "adult child children kid", "adults children kids", "antemeridiem postmeridiem", "morning evening", "morning afternoon", "morning night", "am pm", "day night", "weekday weekend",
-    "summer winter autumn spring", "north south", "east west", "left right", "top bottom", "up down",
+    "*summer winter autumn spring", "north south", "east west", "left right", "top bottom", "up down",
     "above below", "over under", "plus minus", "on off", "in out", "eat avoid", "keep cancel",
     "lock unlock", "mute unmute", "subscribe unsubscribe", "connect disconnect", "agree disagree",
-    "like dislike", "can must", "same next different", "today tomorrow yesterday", "past future",
+    "like dislike", "can must", "same next different", "*today tomorrow yesterday", "past future",
     "previous next", "online paper offline", "home away", "single joint", "short long",
     "small large big", "smaller larger bigger", "light heavy", "wet dry", "sooner later",
     "increase cut", "employed unemployed", "private state", "student staff", "import export",
     "overpay underpay", "overcharge undercharge", "positive negative", "success failure",
-    "succeed fail", "win defeat", "upgrade downgrade", "inside outdoor indoor outdoor",
-    "first second third fourth fifth",
+    "succeed fail", "win defeat", "upgrade downgrade", "indoor outdoor",
+    "*first second third fourth fifth",
 )
 # Two directions, each a class of words: any word of one against any word of the other is a flip
 # ("increase my data allowance" / "a smaller data cap"); words in the same class are not.
@@ -152,13 +152,15 @@ def _base(word: str) -> str:
 
 
 def _pairs(groups: tuple[str, ...]) -> frozenset[tuple[str, str]]:
+    """A group is a word and its opposites ("open close closed shut": "close" and "shut" are not
+    opposites of each other); a group marked "*" is a set of exclusive values, each against all."""
     out = set()
     for g in groups:
-        words = g.split()
-        for x in words:
-            for y in words:
-                if x != y:
-                    out.update({(x, y), (_base(x), _base(y))})
+        words = g.lstrip("*").split()
+        pairs = [(x, y) for x in words for y in words if x != y] if g.startswith("*") else \
+            [p for y in words[1:] for p in ((words[0], y), (y, words[0]))]
+        for x, y in pairs:
+            out.update({(x, y), (_base(x), _base(y))})
     return frozenset(out)
 
 

@@ -81,12 +81,13 @@ def _order(tokens: tuple[str, ...], x: str, y: str) -> bool:
 
 def verify(a: str | Profile, b: str | Profile, similarity: float,
            config: VerifyConfig = VerifyConfig(),  # noqa: B008 - frozen, immutable
-           conflicts_only: bool = False) -> Verdict:
+           conflicts_only: bool = False, whole_chat: bool = False) -> Verdict:
     """Decide whether the answer cached for `a` may be served for `b`, given their cosine.
 
     `conflicts_only` is for earlier turns of a chat, where one side may add small talk: a number or
     name then only counts when *both* sides have one the other lacks (a changed value), and
-    negations and operators are left to the last turns."""
+    negations and operators are left to the last turns. `whole_chat` compares all earlier turns as
+    one text: names are left to the turn-by-turn comparison."""
     pa = a if isinstance(a, Profile) else profile(a)
     pb = b if isinstance(b, Profile) else profile(b)
     differ = pa.numbers != pb.numbers
@@ -108,7 +109,7 @@ def verify(a: str | Profile, b: str | Profile, similarity: float,
     ta, tb = set(pa.tokens), set(pb.tokens)
     for x in ta - tb:
         for y in tb - ta:
-            if opposite(x, y) and not (conflicts_only and {x, y} <= REPLY_PARTICLES):
+            if opposite(x, y) and not whole_chat and not (conflicts_only and {x, y} <= REPLY_PARTICLES):
                 return Verdict(False, f"opposite words: {x!r} vs {y!r}", REJECT)
     a_only = set(pa.content - pb.content)
     b_only = set(pb.content - pa.content)
@@ -119,13 +120,17 @@ def verify(a: str | Profile, b: str | Profile, similarity: float,
         return Verdict(False, f"operator on one side only: {ops[0]!r}", REJECT)
     roles_b = dict(pb.roles)
     shared = pa.content & pb.content
-    for prep, obj in pa.roles:
+    # Roles only within one sentence-sized text: across a whole chat "to Bristol" and "to see" are
+    # different sentences, not one swapped.
+    for prep, obj in () if conflicts_only else pa.roles:
         other = roles_b.get(prep)
         if other and other != obj and obj in shared and other in shared \
                 and _order(pa.tokens, obj, other) != _order(pb.tokens, obj, other):
             return Verdict(False, f"roles swapped around {prep!r}: {obj!r} vs {other!r}", REJECT)
     names = sorted((a_only & pa.entities) | (b_only & pb.entities))
-    if conflicts_only and not (a_only & pa.entities and b_only & pb.entities):
+    if conflicts_only and not (a_only & pa.entities and b_only & pb.entities) or whole_chat:
+        # Across whole chats a name on each side is two things mentioned in passing; names that
+        # change the answer are caught turn by turn and in the turn before the question.
         names = []
     if names:
         return Verdict(False, f"different name or identifier: {', '.join(names[:3])}", REJECT)
@@ -259,7 +264,8 @@ def decide(cached: Candidate, query: Candidate, sim_last: float, sim_history: fl
                             qualifier_threshold=config.qualifier_threshold,
                             rewrite_threshold=config.history_threshold)
     hist = verify(TURN_SEP.join(earlier_a), TURN_SEP.join(earlier_b),
-                  sim_history if sim_history is not None else 0.0, hist_cfg, conflicts_only=True)
+                  sim_history if sim_history is not None else 0.0, hist_cfg, conflicts_only=True,
+                  whole_chat=True)
     if not hist.ok:
         return Verdict(False, f"earlier turns differ: {hist.reason}", hist.required)
     return Verdict(True, f"last message: {last.reason}; earlier turns: {hist.reason}",
