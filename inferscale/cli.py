@@ -169,8 +169,8 @@ def cmd_setup(args: argparse.Namespace) -> int:
     print(f"home: {settings.home}")
     print(f"smollm2: {smollm2_path()}")
     print(f"gemma:   {gemma_path(settings.models_dir)}")
-    Embedder().embed(["warm-up"])
-    print("embeddings: all-MiniLM-L6-v2 ok")
+    Embedder(backend=settings.embedding_backend).embed(["warm-up"])
+    print(f"embeddings: all-MiniLM-L6-v2 ({settings.embedding_backend}) ok")
     _engine()  # creates the database and seeds the registry
     print("database: ok")
     return 0
@@ -212,7 +212,7 @@ def cmd_cache_eval(args: argparse.Namespace) -> int:
             raise InferscaleError(f"--threshold must be in [0, 1], got {args.threshold}")
         tun = tun.with_value("semantic_floor", str(min(tun.semantic_floor, args.threshold)))
         tun = tun.with_value("semantic_threshold", str(args.threshold))
-    config, embedder = verify_config(tun), Embedder(memo_size=20000)
+    config, embedder = verify_config(tun), Embedder(memo_size=20000, backend=settings.embedding_backend)
     sets = {"pairs": load_pairs(args.pairs)} if args.pairs else {
         "single": fow_pairs("single"), "conversations": fow_pairs("conversations")}
     out = {name: evaluate(pairs, config, embedder, sweep=args.sweep, halves=bool(args.fow),

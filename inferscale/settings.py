@@ -53,6 +53,7 @@ class Settings:
     cooldown_s: float = 30.0
     local_n_ctx: int = 4096  # llama.cpp context actually allocated (caps the model's window)
     models_dir_override: Path | None = None  # INFERSCALE_MODELS_DIR: share model files across homes
+    embedding_backend: str = "onnx-int8"  # INFERSCALE_EMBEDDING_BACKEND: "onnx-int8" or "torch"
 
     @classmethod
     def from_env(cls, home: str | Path | None = None, **overrides: Any) -> Settings:
@@ -70,6 +71,8 @@ class Settings:
             kw["cooldown_s"] = _positive_float("INFERSCALE_COOLDOWN_S", v)
         if v := os.environ.get("INFERSCALE_MODELS_DIR"):
             kw["models_dir_override"] = Path(v).expanduser().resolve()
+        if v := os.environ.get("INFERSCALE_EMBEDDING_BACKEND"):
+            kw["embedding_backend"] = v.strip()
         if v := os.environ.get("INFERSCALE_MODELS_YAML"):
             kw["models_yaml"] = Path(v)
         kw.update(overrides)

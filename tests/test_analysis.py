@@ -6,6 +6,7 @@ import pytest
 
 from inferscale.analysis import Analyzer, approx_tokens
 from inferscale.embeddings import Embedder
+from inferscale.errors import InferscaleError
 
 SIMPLE = "What is the capital of France?"
 HARD = (
@@ -68,3 +69,13 @@ def test_out_of_range_score_is_rejected() -> None:
 
     with pytest.raises(ValueError):
         Analysis(score=1.5, domain="chat", tokens=1, capability="chat", breakdown=())
+
+
+def test_both_embedding_backends_give_the_same_vectors() -> None:
+    texts = [SIMPLE, HARD, CODE, "hi", "é" * 40, "a" * 9000]
+    onnx, torch = Embedder(backend="onnx-int8").embed(texts), Embedder(backend="torch").embed(texts)
+    assert onnx.shape == torch.shape == (len(texts), 384)
+    assert ((onnx * torch).sum(axis=1) > 0.99).all()  # int8 weights, same model: equivalent vectors
+    assert abs(float((onnx * onnx).sum(axis=1).mean()) - 1.0) < 1e-4  # unit length
+    with pytest.raises(InferscaleError, match="unknown embedding backend 'bert'"):
+        Embedder(backend="bert")

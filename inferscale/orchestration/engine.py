@@ -69,7 +69,7 @@ class Engine:
         self.registry = Registry(self.database, seed=settings.models_yaml)
         self.monitor = Monitor(self.database)
         self.tunables_store = TunablesStore(self.database)
-        self.embedder = Embedder()
+        self.embedder = Embedder(backend=settings.embedding_backend)
         self.analyzer = Analyzer(self.embedder)
         # L1 semantic + L2/L3/L4 exact levels; `cache` stays the exact store for older callers.
         self.levels = CacheLevels(settings, self.database, self.embedder)
