@@ -192,6 +192,17 @@ _DIRECTIONS = frozenset({"from", "to", "into", "than", "vs", "versus", "over", "
 
 def profile(text: str) -> Profile:
     """Analyse one text. Safe on any str (empty, huge, odd unicode)."""
+    # A lookup profiles the query once per candidate: short texts are memoised (Profile is frozen);
+    # whole chats are not, so the memo stays small.
+    return _profile_short(text) if len(text) <= 4000 else _profile(text)
+
+
+@lru_cache(maxsize=4096)
+def _profile_short(text: str) -> Profile:
+    return _profile(text)
+
+
+def _profile(text: str) -> Profile:
     norm = normalise(text)
     raw = _TOKEN.findall(norm)
     tokens: list[str] = []
