@@ -75,6 +75,15 @@ def frame(pa: Profile, pb: Profile) -> float:
     return kept / max(len(pa.tokens), len(pb.tokens), 1)
 
 
+def _reordered_numbers(pa: Profile, pb: Profile) -> tuple[list[str], list[str]] | None:
+    """The same numbers in another order ask something else: "is 7 > 3" vs "is 3 > 7"."""
+    if pa.numbers != pb.numbers or len(pa.numbers) < 2:
+        return None
+    seq_a = [t for t in dict.fromkeys(pa.tokens) if t in pa.numbers]
+    seq_b = [t for t in dict.fromkeys(pb.tokens) if t in pb.numbers]
+    return (seq_a, seq_b) if seq_a != seq_b else None
+
+
 def _order(tokens: tuple[str, ...], x: str, y: str) -> bool:
     return tokens.index(x) < tokens.index(y)
 
@@ -97,12 +106,8 @@ def verify(a: str | Profile, b: str | Profile, similarity: float,
         only_a = sorted(pa.numbers - pb.numbers)
         only_b = sorted(pb.numbers - pa.numbers)
         return Verdict(False, f"numbers differ: {only_a or '-'} vs {only_b or '-'}", REJECT)
-    if not conflicts_only and len(pa.numbers) >= 2:
-        # The same numbers in another order ask something else: "is 7 > 3" vs "is 3 > 7".
-        seq_a = [t for t in dict.fromkeys(pa.tokens) if t in pa.numbers]
-        seq_b = [t for t in dict.fromkeys(pb.tokens) if t in pb.numbers]
-        if seq_a != seq_b:
-            return Verdict(False, f"same numbers in another order: {seq_a} vs {seq_b}", REJECT)
+    if not conflicts_only and (seqs := _reordered_numbers(pa, pb)):
+        return Verdict(False, f"same numbers in another order: {seqs[0]} vs {seqs[1]}", REJECT)
     if pa.negations % 2 != pb.negations % 2 and not conflicts_only:
         return Verdict(False, "negation on one side only", REJECT)
     # Opposites among all words, particles included: "turn on"/"turn off", "opt in"/"opt out".
@@ -210,12 +215,8 @@ def _turns_conflict(a: list[str], b: list[str], config: VerifyConfig,
         v = verify(x, y, 1.0, config, conflicts_only=not strict)
         if not v.ok:
             return Verdict(False, f"turn {i + 1} differs: {v.reason}", REJECT)
-        px, py = profile(x), profile(y)
-        if px.numbers == py.numbers and len(px.numbers) >= 2:
-            sx = [t for t in dict.fromkeys(px.tokens) if t in px.numbers]
-            sy = [t for t in dict.fromkeys(py.tokens) if t in py.numbers]
-            if sx != sy:
-                return Verdict(False, f"turn {i + 1} differs: same numbers in another order", REJECT)
+        if _reordered_numbers(profile(x), profile(y)):
+            return Verdict(False, f"turn {i + 1} differs: same numbers in another order", REJECT)
     return None
 
 
@@ -242,12 +243,11 @@ def decide(cached: Candidate, query: Candidate, sim_last: float, sim_history: fl
     *earlier_a, turn_a = cached.history.split(TURN_SEP)
     *earlier_b, turn_b = query.history.split(TURN_SEP)
     # The turn just before the question is what "yes please" or "the first one" answers: for such a
-    # bare reply it must match strictly (every hard check, in the same order); otherwise only a
-    # conflicting fact (another number, another name) rejects.
-    if bare_reply(cached.last) or bare_reply(query.last):
+    # bare reply it must be the same turn; otherwise only a conflicting fact (another number,
+    # another name) rejects.
+    reply = bare_reply(cached.last) or bare_reply(query.last)
+    if reply:
         turn = verify(turn_a, turn_b, 1.0, config)
-        if turn.ok and (sim := _turns_conflict([turn_a], [turn_b], config)) is not None:
-            turn = sim
         if turn.ok and turn_a != turn_b:
             turn = Verdict(False, "a bare reply to an offer worded differently", REJECT)
     else:
@@ -256,7 +256,6 @@ def decide(cached: Candidate, query: Candidate, sim_last: float, sim_history: fl
         return Verdict(False, f"the preceding turn differs: {turn.reason}", turn.required)
     # A bare reply accepts what was offered, perhaps turns earlier: every edited turn must then
     # pass every check, not only the conflicting-facts one.
-    reply = bare_reply(cached.last) or bare_reply(query.last)
     if (clash := _turns_conflict(earlier_a, earlier_b, config, strict=reply)) is not None:
         return clash
     hist_cfg = VerifyConfig(threshold=config.history_threshold, floor=config.history_threshold,
