@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InferscaleError
-from .settings import prepare_offline_env
+from .settings import cores, prepare_offline_env
 
 DIM = 384
 MAX_CHARS = 8000  # the model reads 256 word pieces; longer text is truncated before embedding
@@ -56,7 +55,7 @@ class _OnnxMiniLM:
         self.tokenizer.enable_truncation(max_length=MAX_TOKENS)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a token, not a secret
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2
+        opts.intra_op_num_threads = cores()
         opts.log_severity_level = 3
         # Idle ORT threads spin by default, taking the CPU the model calls, the event loop and
         # llama.cpp need on two cores: +1 ms per embedding, but the 5-model ensemble step fell from
@@ -91,9 +90,7 @@ class _TorchMiniLM:
                                  batch_size=batch_size, show_progress_bar=False).astype(np.float32)
 
 
-def _load(backend: str = "onnx-int8") -> Any:
-    if backend not in BACKENDS:
-        raise InferscaleError(f"unknown embedding backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+def _load(backend: str) -> Any:
     with _model_lock:
         if backend not in _models:
             prepare_offline_env()

@@ -58,7 +58,7 @@ class Settings:
     @classmethod
     def from_env(cls, home: str | Path | None = None, **overrides: Any) -> Settings:
         root = Path(home or os.environ.get("INFERSCALE_HOME") or REPO_ROOT / "data").expanduser()
-        kw: dict[str, Any] = {"home": root.resolve(), "n_threads": _cores()}
+        kw: dict[str, Any] = {"home": root.resolve(), "n_threads": cores()}
         if v := os.environ.get("INFERSCALE_CPU_HOUR_USD"):
             kw["cpu_hour_usd"] = _positive_float("INFERSCALE_CPU_HOUR_USD", v)
         if v := os.environ.get("INFERSCALE_CALL_TIMEOUT_S"):
@@ -95,7 +95,7 @@ class Settings:
         self.models_dir.mkdir(parents=True, exist_ok=True)
 
 
-def _cores() -> int:
+def cores() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -178,11 +178,8 @@ def evaluate(pairs: list[Pair], config: VerifyConfig, embedder: Embedder, *, swe
     if sweep:
         rows = []
         for t in SWEEP:
-            cfg = VerifyConfig(threshold=t, floor=min(config.floor, t),
-                               focused_threshold=config.focused_threshold,
-                               qualifier_threshold=config.qualifier_threshold,
-                               history_threshold=config.history_threshold,
-                               rewrite_threshold=min(config.rewrite_threshold, t))
+            cfg = replace(config, threshold=t, floor=min(config.floor, t),
+                          rewrite_threshold=min(config.rewrite_threshold, t))
             r = report(score(pairs, cfg, embedder))
             rows.append({"threshold": t, "recall": r["recall"], "false_hit_rate": r["false_hit_rate"],
                          "precision": r["precision"]})

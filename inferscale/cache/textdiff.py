@@ -77,12 +77,10 @@ _ANTONYM_GROUPS = (
     "overpay underpay", "overcharge undercharge", "positive negative", "success failure",
     "succeed fail", "win defeat", "upgrade downgrade", "indoor outdoor",
     "*first second third fourth fifth",
-)
-# Two directions, each a class of words: any word of one against any word of the other is a flip
-# ("increase my data allowance" / "a smaller data cap"); words in the same class are not.
-_DIRECTION_CLASSES = (
-    ("increase raise more bigger larger higher boost upgrade extend extra top", "decrease reduce cut "
-     "lower less smaller fewer shrink downgrade shorten"),
+    # Two directions: any word of one against any of the other ("increase my data allowance" /
+    # "a smaller data cap"); words on the same side are not opposites.
+    "increase raise more bigger larger higher boost upgrade extend extra top | decrease reduce cut "
+    "lower less smaller fewer shrink downgrade shorten",
 )
 # Filler, politeness, pronouns, auxiliaries and question framing: they never change what is asked.
 STOPWORDS = frozenset("""
@@ -153,20 +151,25 @@ def _base(word: str) -> str:
 
 def _pairs(groups: tuple[str, ...]) -> frozenset[tuple[str, str]]:
     """A group is a word and its opposites ("open close closed shut": "close" and "shut" are not
-    opposites of each other); a group marked "*" is a set of exclusive values, each against all."""
+    opposites of each other); a group marked "*" is a set of exclusive values, each against all;
+    "a b | c d" sets every word on the left against every word on the right."""
     out = set()
     for g in groups:
         words = g.lstrip("*").split()
-        pairs = [(x, y) for x in words for y in words if x != y] if g.startswith("*") else \
-            [p for y in words[1:] for p in ((words[0], y), (y, words[0]))]
+        if "|" in words:
+            i = words.index("|")
+            left, right = words[:i], words[i + 1:]
+            pairs = [p for x in left for y in right for p in ((x, y), (y, x))]
+        elif g.startswith("*"):
+            pairs = [(x, y) for x in words for y in words if x != y]
+        else:
+            pairs = [p for y in words[1:] for p in ((words[0], y), (y, words[0]))]
         for x, y in pairs:
             out.update({(x, y), (_base(x), _base(y))})
     return frozenset(out)
 
 
-ANTONYMS = _pairs(_ANTONYM_GROUPS) | frozenset(
-    p for up, down in _DIRECTION_CLASSES for x in up.split() for y in down.split()
-    for p in ((x, y), (y, x), (_base(x), _base(y)), (_base(y), _base(x))))
+ANTONYMS = _pairs(_ANTONYM_GROUPS)
 _POLARITY_STEMS = frozenset(_base(w) for w in POLARITY_OPERATORS)
 
 

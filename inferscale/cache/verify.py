@@ -22,7 +22,7 @@ The decision comes with its reason, which the cache shows and `cache-eval` count
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
 
 from .textdiff import FRAMING, Profile, is_polarity_operator, opposite, profile, similar_spelling, stem
@@ -111,10 +111,11 @@ def verify(a: str | Profile, b: str | Profile, similarity: float,
     if pa.negations % 2 != pb.negations % 2 and not conflicts_only:
         return Verdict(False, "negation on one side only", REJECT)
     # Opposites among all words, particles included: "turn on"/"turn off", "opt in"/"opt out".
-    ta, tb = set(pa.tokens), set(pb.tokens)
+    # Not across whole chats: two long texts always hold some pair of opposite words.
+    ta, tb = (set(), set()) if whole_chat else (set(pa.tokens), set(pb.tokens))
     for x in ta - tb:
         for y in tb - ta:
-            if opposite(x, y) and not whole_chat and not (conflicts_only and {x, y} <= REPLY_PARTICLES):
+            if opposite(x, y) and not (conflicts_only and {x, y} <= REPLY_PARTICLES):
                 return Verdict(False, f"opposite words: {x!r} vs {y!r}", REJECT)
     a_only = set(pa.content - pb.content)
     b_only = set(pb.content - pa.content)
@@ -258,10 +259,8 @@ def decide(cached: Candidate, query: Candidate, sim_last: float, sim_history: fl
     # pass every check, not only the conflicting-facts one.
     if (clash := _turns_conflict(earlier_a, earlier_b, config, strict=reply)) is not None:
         return clash
-    hist_cfg = VerifyConfig(threshold=config.history_threshold, floor=config.history_threshold,
-                            focused_threshold=config.focused_threshold,
-                            qualifier_threshold=config.qualifier_threshold,
-                            rewrite_threshold=config.history_threshold)
+    h = config.history_threshold
+    hist_cfg = replace(config, threshold=h, floor=h, rewrite_threshold=h)
     hist = verify(TURN_SEP.join(earlier_a), TURN_SEP.join(earlier_b),
                   sim_history if sim_history is not None else 0.0, hist_cfg, conflicts_only=True,
                   whole_chat=True)
