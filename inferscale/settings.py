@@ -149,7 +149,7 @@ class Tunables:
     semantic_focused_threshold: float = 0.90
     semantic_qualifier_threshold: float = 0.90
     semantic_history_threshold: float = 0.70
-    semantic_rewrite_threshold: float = 0.65  # a rewrite keeping under half the wording
+    semantic_rewrite_threshold: float = 0.62  # a rewrite keeping under half the wording
     # Per level: capacity in entries and MB, and TTL in seconds (0 = never expires).
     cache_l1_max_entries: int = 100_000
     cache_l1_max_mb: float = 512.0

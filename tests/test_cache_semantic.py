@@ -12,7 +12,7 @@ from inferscale.cache.chroma_index import LEGACY_COLLECTION, ChromaIndex, _forge
 from inferscale.cache.eviction import Limits
 from inferscale.cache.scope import EMBED_CHARS, build_query
 from inferscale.cache.semantic import SemanticCache
-from inferscale.cache.textdiff import opposite
+from inferscale.cache.textdiff import opposite, profile
 from inferscale.db import Database
 from inferscale.embeddings import Embedder
 from inferscale.errors import InvalidPromptError
@@ -65,6 +65,12 @@ def test_an_antonym_group_is_a_word_and_its_opposites() -> None:
     assert not opposite("close", "shut") and not opposite("large", "big")
     assert not opposite("remove", "delete")
     assert opposite("second", "third") and opposite("winter", "autumn")  # exclusive values
+
+
+def test_a_number_in_words_is_the_number() -> None:
+    assert profile("I'm twenty-three and want to hire a car").numbers == {"23"}
+    assert profile("twenty three pounds").numbers == profile("£23").numbers
+    assert profile("twenty, three of them").numbers == {"20", "3"}  # two numbers, not one
 
 
 def test_one_that_counts_nothing_is_not_a_number(home: Path) -> None:
@@ -129,6 +135,43 @@ def test_a_question_that_stands_alone_ignores_unrelated_earlier_turns(home: Path
     # A question that points back ("it") is never one that stands alone.
     cache.put(_q("How much is it per month on Kestrel?", repair), {"answer": "£5"}, 0.0, 10)
     assert cache.lookup(_q("How much is it per month on Kestrel?", usage)).match is None
+
+
+def test_a_specific_question_ends_two_chats_the_same_a_pointer_does_not(home: Path) -> None:
+    cache = _cache(home)
+    rent = [("user", "Hi, my rent went out twice this month"),
+            ("assistant", "Sorry about that, I've asked accounts to refund the second payment.")]
+    pets = [("user", "Do you allow pets in your properties?"),
+            ("assistant", "Cats and small dogs, with the landlord's written consent.")]
+    # Names nothing and points at nothing, but says what it asks about: the earlier turns of two
+    # chats do not change its answer ("is there": existential, "this year": a time).
+    for question in ("Is there free wifi in your offices?",
+                     "When's the deadline to join the cycle to work scheme this year?"):
+        cache.put(_q(question, rent), {"answer": "..."}, 0.0, 10)
+        r = cache.lookup(_q(question, pets))
+        assert r.match is not None and "says what it asks about" in r.match.reason, (question, r)
+    # Only light words around one noun: which refund is in the earlier turns.
+    cache.put(_q("how long will the refund take?", rent), {"answer": "3 days"}, 0.0, 10)
+    assert cache.lookup(_q("how long will the refund take?", pets)).match is None
+    # Against a fresh prompt a chat still differs: "the office" may be one the chat named.
+    assert cache.lookup(_q("Is there free wifi in your offices?")).match is None
+    # The same chat with a fact changed in it is a different chat, whatever the question.
+    order = [("user", "I ordered the Ardwick boots in size 8"), ("assistant", "Found your order.")]
+    other = [("user", "I ordered the Ardwick boots in size 9"), ("assistant", "Found your order.")]
+    cache.put(_q("what is your returns window for sale items?", order), {"answer": "28 days"}, 0.0, 10)
+    r = cache.lookup(_q("what is your returns window for sale items?", other))
+    assert r.match is None and any("turn 1 differs" in x for x in r.rejected), r
+
+
+def test_a_rewrite_may_carry_a_negation_an_edit_may_not(home: Path) -> None:
+    cache = _cache(home)
+    cache.put(_q("How do I reset my Gmail password?"), {"answer": "Use the reset page."}, 0.0, 10)
+    r = cache.lookup(_q("I can't remember my Gmail password, how do I get back in?"))
+    assert r.match is not None and "negation on one side only" in r.match.reason, r
+    assert r.match.similarity >= 0.85  # judged at the configured threshold, not the rewrite one
+    cache.put(_q("Is it safe to eat raw eggs when pregnant?"), {"answer": "..."}, 0.0, 10)
+    r = cache.lookup(_q("Is it not safe to eat raw eggs when pregnant?"))
+    assert r.match is None and any("negation" in x for x in r.rejected), r
 
 
 def test_conversations_compared_turn_by_turn(home: Path) -> None:

@@ -41,6 +41,7 @@ NUMBER_WORDS = {
     "thousand": 1000, "million": 1000000, "twice": 2,
     "dozen": 12,
 }
+_TENS_WORDS = frozenset("twenty thirty forty fifty sixty seventy eighty ninety".split())
 NEGATORS = frozenset(
     "not no never without nor none nothing nobody neither nowhere non".split()
 )
@@ -215,6 +216,8 @@ def _profile(text: str) -> Profile:
     negations = 0
     roles: list[tuple[str, str]] = []
     pending: str | None = None
+    tens: str | None = None
+    prev_end = 0
     sentence_start = True
     for m in re.finditer(_TOKEN, norm):
         tok = m.group(0)
@@ -228,10 +231,18 @@ def _profile(text: str) -> Profile:
                              or not re.match(r"\s*[^\W_]", norm[m.end():])):
             num = None  # "a new one", "quick one:", "which one?" point at a thing, they count nothing
         if num is not None:
+            if tens and low in NUMBER_WORDS and 0 < NUMBER_WORDS[low] < 10 \
+                    and norm[prev_end:start].strip(" -") == "":
+                # "twenty-three" / "twenty three" is one number, 23
+                numbers.discard(tokens.pop())
+                num = str(int(tens) + NUMBER_WORDS[low])
+            tens = num if low in _TENS_WORDS else None
+            prev_end = m.end()
             numbers.add(num)
             tokens.append(num)
             sentence_start = False
             continue
+        tens = None
         if any(ch.isdigit() for ch in tok):  # "10GB", "2FA", "A12": identifiers
             digits = re.findall(r"\d+", tok)
             numbers.update(digits)

@@ -5,9 +5,10 @@ different things ("order 48213" / "order 48231", "safe" / "unsafe", "from saving
 "from current to savings"). The verifier compares the two texts token by token (see `textdiff`) and
 
 1. rejects outright on a difference that changes the answer whatever the similarity: numbers, dates or
-   IDs; a negation on one side only; an opposite word pair; an operator such as "stop" or "except" on
-   one side only; the same names in swapped roles around from/to; a name or identifier on one side
-   only (after typo matching);
+   IDs; an opposite word pair; the same names in swapped roles around from/to; a name on each side
+   (after typo matching); and, in an edit that keeps half or more of the wording, a negation, an
+   operator such as "stop" or "except", or a name on one side only (in a full rewrite those only
+   raise the similarity needed to the configured threshold: other words often carry them);
 2. otherwise sets the similarity the pair needs from the *shape* of what is left: an edit focused on
    one or two content words (a substitution or an added qualifier such as "extended" warranty) must
    be very close (`focused_threshold`), because that is exactly how a trap looks; a pair whose
@@ -42,7 +43,7 @@ class VerifyConfig:
     focused_threshold: float = 0.90  # one or two content words substituted
     qualifier_threshold: float = 0.90  # one or two content words added on one side only
     history_threshold: float = 0.70  # earlier turns of a conversation, compared as one text
-    rewrite_threshold: float = 0.65  # a full rewrite that keeps little of the wording
+    rewrite_threshold: float = 0.62  # a full rewrite that keeps little of the wording
 
 
 REJECT = 1.01
@@ -108,8 +109,17 @@ def verify(a: str | Profile, b: str | Profile, similarity: float,
         return Verdict(False, f"numbers differ: {only_a or '-'} vs {only_b or '-'}", REJECT)
     if not conflicts_only and (seqs := _reordered_numbers(pa, pb)):
         return Verdict(False, f"same numbers in another order: {seqs[0]} vs {seqs[1]}", REJECT)
+    # A rewrite says the same thing in other words, and other words often carry a negation, an
+    # operator or a name the original lacked ("How do I reset my password?" / "I can't remember my
+    # password, how do I get back in?"): in a rewrite those do not reject outright, they raise the
+    # similarity needed to the configured threshold. An *edit* of the cached prompt that adds one
+    # is how a trap looks and still rejects.
+    rewrite = frame(pa, pb) < REWRITE_FRAME
+    soft = ""
     if pa.negations % 2 != pb.negations % 2 and not conflicts_only:
-        return Verdict(False, "negation on one side only", REJECT)
+        if not rewrite:
+            return Verdict(False, "negation on one side only", REJECT)
+        soft = "negation on one side only"
     # Opposites among all words, particles included: "turn on"/"turn off", "opt in"/"opt out".
     # Not across whole chats: two long texts always hold some pair of opposite words.
     ta, tb = (set(), set()) if whole_chat else (set(pa.tokens), set(pb.tokens))
@@ -123,7 +133,9 @@ def verify(a: str | Profile, b: str | Profile, similarity: float,
         x, y, strict=x in pa.entities or y in pb.entities))
     ops = sorted(w for w in a_only | b_only if is_polarity_operator(w))
     if ops and not conflicts_only:
-        return Verdict(False, f"operator on one side only: {ops[0]!r}", REJECT)
+        if not rewrite:
+            return Verdict(False, f"operator on one side only: {ops[0]!r}", REJECT)
+        soft = f"operator on one side only: {ops[0]!r}"
     roles_b = dict(pb.roles)
     shared = pa.content & pb.content
     # Roles only within one sentence-sized text: across a whole chat "to Bristol" and "to see" are
@@ -139,13 +151,17 @@ def verify(a: str | Profile, b: str | Profile, similarity: float,
         # change the answer are caught turn by turn and in the turn before the question.
         names = []
     if names:
-        return Verdict(False, f"different name or identifier: {', '.join(names[:3])}", REJECT)
+        # A name on each side is a swap ("Tesco" / "Asda") even in a rewrite; a name on one side
+        # of a rewrite is often the same thing named ("cashpoint" / "ATM").
+        if not rewrite or (a_only & pa.entities and b_only & pb.entities):
+            return Verdict(False, f"different name or identifier: {', '.join(names[:3])}", REJECT)
+        soft = f"a name on one side only: {', '.join(names[:3])}"
     a_only -= FRAMING
     b_only -= FRAMING
     n_a, n_b = len(a_only), len(b_only)
     if not n_a and not n_b:
         need, shape = config.floor, "same meaningful words"
-    elif frame(pa, pb) < REWRITE_FRAME:
+    elif rewrite:
         need, shape = config.rewrite_threshold, "rewritten"
     elif n_a and n_b and n_a + n_b <= 3 and len(shared) >= 1:
         need, shape = max(config.threshold, config.focused_threshold), "focused substitution"
@@ -153,6 +169,8 @@ def verify(a: str | Profile, b: str | Profile, similarity: float,
         need, shape = max(config.threshold, config.qualifier_threshold), "added qualifier"
     else:
         need, shape = config.threshold, "reworded"
+    if soft:
+        need, shape = max(need, config.threshold), f"{shape}, {soft}"
     if similarity >= need:
         return Verdict(True, f"{shape}, similarity {similarity:.3f} >= {need:.2f}", need)
     return Verdict(False, f"{shape}, similarity {similarity:.3f} < {need:.2f}", need)
@@ -180,8 +198,15 @@ monday tuesday wednesday thursday friday saturday sunday mondays tuesdays wednes
 fridays saturdays sundays january february march april may june july august september october
 november december today tomorrow yesterday weekend weekends
 """.split())
+TIME_UNITS = frozenset(stem(w) for w in "year month week day morning afternoon evening night time".split())
+# Light words take their meaning from what they govern: "how long will the refund take?" says only
+# "refund", and which refund is in the earlier turns.
+LIGHT = frozenset(stem(w) for w in """
+get take give send bring come go put make do have keep need want long back much many
+""".split())
 # Openers that continue a thread rather than start a new question.
-CONTINUATIONS = frozenset("and so ok okay yes yeah yep no nope great cool fine right then also but".split())
+CONTINUATIONS = frozenset("and so ok okay yes yeah yep no nope great cool fine right then also but".split()
+                          + ["go ahead"])
 # A bare reply: it accepts or picks whatever the preceding turn offered.
 REPLIES = frozenset("""
 yes yeah yep yup ok okay sure please go ahead on do that it the first second third last one option
@@ -189,14 +214,61 @@ let's lets fine great perfect sounds good thanks thank you then with
 """.split())
 
 
-def standalone(text: str) -> bool:
-    """A last message that names its subject and refers back to nothing: its answer cannot depend
-    on the earlier turns, so those are not compared ("Do you accept Amex?" after any chat)."""
-    p = profile(text)
-    words = [w.lower().strip("'’") for w in text.replace("?", " ").split()]
-    if len(words) < 4 or not p.entities - CALENDAR or words[0].strip(",.!") in CONTINUATIONS:
-        return False
-    return not any(w.strip(",.!") in ANAPHORA for w in words)
+def refers_back(text: str) -> bool:
+    """Does the message point at something earlier in the chat (a pronoun, "instead", an opener
+    that continues a thread), or is it too short to carry its own subject?"""
+    words = [w.lower().strip("'’,.!?") for w in text.replace("?", " ").split()]
+    if len(words) < 4 or words[0] in CONTINUATIONS or " ".join(words[:2]) in CONTINUATIONS:
+        return True
+    for i, w in enumerate(words):
+        nxt = words[i + 1] if i + 1 < len(words) else ""
+        if w not in ANAPHORA:
+            continue
+        if w == "there" and i and words[i - 1] in ("is", "are", "was", "were", "be"):
+            continue  # "is there a lounge?": existential, not a place named earlier
+        if w in ("this", "that", "next") and stem(nxt) in CALENDAR | TIME_UNITS:
+            continue  # "this year", "that day": a time, not something said earlier
+        if (w, nxt) == ("instead", "of") or (w == "another" and nxt and nxt not in ANAPHORA):
+            continue  # "instead of direct debit", "another network": the thing is named here
+        return True
+    return False
+
+
+def _names(text: str) -> frozenset[str]:
+    return profile(text).entities - CALENDAR
+
+
+def _says_what(text: str) -> bool:
+    """At least two meaningful words beyond light verbs and framing ("free wifi on your flights",
+    not "how long will the refund take")."""
+    return len(profile(text).content - FRAMING - LIGHT) >= 2
+
+
+def parties(history: str) -> frozenset[str]:
+    """Names in the earlier turns: who the chat is with and about."""
+    names: set[str] = set()
+    for turn in history.split(TURN_SEP) if history else ():
+        names |= _names(turn)
+    return frozenset(names)
+
+
+def stands_alone(cached: Candidate, query: Candidate) -> str:
+    """Why the question means the same after either chat, or "" when it may not.
+
+    Both last messages must refer back to nothing, and then either name their subject ("Do you
+    accept Amex?"), or, asked at the end of two chats, say what they ask about in two or more
+    meaningful words ("Is there free wifi on your flights?") or be asked of the same named party (a
+    Kestrel question after two different Kestrel chats). Against a fresh prompt a chat is
+    different: "Is the clinic open on Sundays?" after "I use the Camden clinic" means that clinic."""
+    if refers_back(cached.last) or refers_back(query.last):
+        return ""
+    if _names(cached.last) and _names(query.last):
+        return "it names its subject"
+    if _says_what(cached.last) and _says_what(query.last) and cached.history and query.history:
+        return "it says what it asks about"
+    if shared := sorted(parties(cached.history) & parties(query.history)):
+        return f"both chats are with {', '.join(shared[:2])}"
+    return ""
 
 
 def bare_reply(text: str) -> bool:
@@ -234,8 +306,12 @@ def decide(cached: Candidate, query: Candidate, sim_last: float, sim_history: fl
     last = verify(cached.last, query.last, sim_last, config)
     if not last.ok:
         return last
-    if standalone(cached.last) and standalone(query.last):
-        note = "; earlier turns not compared: the question stands alone" if cached.history or query.history else ""
+    # A question that stands alone is served after any chat, unless the chat is the cached one
+    # with a fact changed: that fact may be what it is about.
+    if (why := stands_alone(cached, query)) and _turns_conflict(
+            cached.history.split(TURN_SEP), query.history.split(TURN_SEP), config) is None:
+        note = f"; earlier turns not compared: the question stands alone ({why})" \
+            if cached.history or query.history else ""
         return Verdict(True, f"{last.reason}{note}", last.required)
     if bool(cached.history) != bool(query.history):
         return Verdict(False, "different conversation: earlier turns on one side only", REJECT)
