@@ -198,7 +198,8 @@ monday tuesday wednesday thursday friday saturday sunday mondays tuesdays wednes
 fridays saturdays sundays january february march april may june july august september october
 november december today tomorrow yesterday weekend weekends
 """.split())
-TIME_UNITS = frozenset(stem(w) for w in "year month week day morning afternoon evening night time".split())
+# "this year", "that morning": a time, not something said earlier.
+TIMES = CALENDAR | frozenset(stem(w) for w in "year month week day morning afternoon evening night time".split())
 # Light words take their meaning from what they govern: "how long will the refund take?" says only
 # "refund", and which refund is in the earlier turns.
 LIGHT = frozenset(stem(w) for w in """
@@ -226,7 +227,7 @@ def refers_back(text: str) -> bool:
             continue
         if w == "there" and i and words[i - 1] in ("is", "are", "was", "were", "be"):
             continue  # "is there a lounge?": existential, not a place named earlier
-        if w in ("this", "that", "next") and stem(nxt) in CALENDAR | TIME_UNITS:
+        if w in ("this", "that") and stem(nxt) in TIMES:
             continue  # "this year", "that day": a time, not something said earlier
         if (w, nxt) == ("instead", "of") or (w == "another" and nxt and nxt not in ANAPHORA):
             continue  # "instead of direct debit", "another network": the thing is named here
@@ -308,8 +309,8 @@ def decide(cached: Candidate, query: Candidate, sim_last: float, sim_history: fl
         return last
     # A question that stands alone is served after any chat, unless the chat is the cached one
     # with a fact changed: that fact may be what it is about.
-    if (why := stands_alone(cached, query)) and _turns_conflict(
-            cached.history.split(TURN_SEP), query.history.split(TURN_SEP), config) is None:
+    turns_a, turns_b = cached.history.split(TURN_SEP), query.history.split(TURN_SEP)
+    if (why := stands_alone(cached, query)) and _turns_conflict(turns_a, turns_b, config) is None:
         note = f"; earlier turns not compared: the question stands alone ({why})" \
             if cached.history or query.history else ""
         return Verdict(True, f"{last.reason}{note}", last.required)
@@ -317,8 +318,8 @@ def decide(cached: Candidate, query: Candidate, sim_last: float, sim_history: fl
         return Verdict(False, "different conversation: earlier turns on one side only", REJECT)
     if not cached.history or cached.history == query.history:
         return last
-    *earlier_a, turn_a = cached.history.split(TURN_SEP)
-    *earlier_b, turn_b = query.history.split(TURN_SEP)
+    *earlier_a, turn_a = turns_a
+    *earlier_b, turn_b = turns_b
     # The turn just before the question is what "yes please" or "the first one" answers: for such a
     # bare reply it must be the same turn; otherwise only a conflicting fact (another number,
     # another name) rejects.
