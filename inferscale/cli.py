@@ -160,7 +160,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def cmd_setup(args: argparse.Namespace) -> int:
     """Prepare local model files once (assemble Gemma) and check that everything loads."""
-    from .embeddings import Embedder
+    from .embeddings import Embedder, fast_model
     from .providers.modelfiles import gemma_path, smollm2_path
     from .settings import Settings
 
@@ -171,6 +171,8 @@ def cmd_setup(args: argparse.Namespace) -> int:
     print(f"gemma:   {gemma_path(settings.models_dir)}")
     Embedder(backend=settings.embedding_backend).embed(["warm-up"])
     print(f"embeddings: all-MiniLM-L6-v2 ({settings.embedding_backend}) ok")
+    fast = fast_model(settings.models_dir, settings.embedding_backend)
+    print(f"fast embeddings (L1 candidate search): {fast or 'unavailable, exact vectors only'}")
     _engine()  # creates the database and seeds the registry
     print("database: ok")
     return 0

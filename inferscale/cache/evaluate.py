@@ -126,7 +126,7 @@ def score(pairs: list[Pair], config: VerifyConfig, embedder: Embedder) -> list[O
         sim_hist = float(np.dot(x.history, y.history)) if x.history is not None and y.history is not None \
             else None
         v = decide(Candidate(a.last, a.history, a.exact_hash), Candidate(b.last, b.history, b.exact_hash),
-                   sim_last, sim_hist, config)
+                   sim_last, sim_hist, config, context=embedder.span_similarity)
         out.append(Outcome(p, v.ok, min(sim_last, sim_hist) if sim_hist is not None else sim_last, v.reason))
     return out
 

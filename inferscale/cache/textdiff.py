@@ -47,9 +47,13 @@ NEGATORS = frozenset(
 )
 # Words that, added on one side only, turn a request into its opposite ("stop watering").
 POLARITY_OPERATORS = frozenset(
-    "stop avoid cancel prevent quit undo reverse remove revoke block opt except instead "
+    "stop avoid cancel prevent quit undo reverse remove revoke block decline refuse reject opt except instead "
     "unless excluding exclude minus less fewer least lack missing fail".split()
 )
+# The operators among them that undo an action, as a negation does ("stop it renewing" = "don't let it
+# renew"); "except", "instead", "less" narrow or swap, they do not negate.
+FLIP_OPERATORS = frozenset("stop avoid cancel prevent quit undo reverse revoke block decline refuse reject fail"
+                           .split())
 NEG_PREFIXES = ("un", "in", "im", "il", "ir", "dis", "non", "de", "anti", "mis")
 _ANTONYM_GROUPS = (
     "open close closed shut", "include exclude", "increase decrease reduce cut", "raise lower",
@@ -172,10 +176,15 @@ def _pairs(groups: tuple[str, ...]) -> frozenset[tuple[str, str]]:
 
 ANTONYMS = _pairs(_ANTONYM_GROUPS)
 _POLARITY_STEMS = frozenset(_base(w) for w in POLARITY_OPERATORS)
+_FLIP_STEMS = frozenset(_base(w) for w in FLIP_OPERATORS)
 
 
 def is_polarity_operator(word: str) -> bool:
     return _base(word) in _POLARITY_STEMS
+
+
+def is_flip(word: str) -> bool:
+    return _base(word) in _FLIP_STEMS
 
 
 def _number(tok: str) -> str | None:
@@ -298,3 +307,26 @@ def opposite(x: str, y: str) -> bool:
         if (x == p + y or y == p + x) and min(len(x), len(y)) >= 3:
             return True
     return False
+
+
+def word_spans(text: str, stems: frozenset[str]) -> tuple[str, list[tuple[int, int]]]:
+    """The normalised text and the character spans of its words whose stems are in `stems`, so a
+    model can look at those words in their sentence (see `verify`'s context check)."""
+    norm = normalise(text)
+    spans = []
+    for m in _TOKEN.finditer(norm):
+        low = m.group(0).lower()
+        if (low if any(ch.isdigit() for ch in low) else stem(low)) in stems:
+            spans.append((m.start(), m.end()))
+    return norm, spans
+
+
+def spelled_out(acronym: str, tokens: tuple[str, ...], content: frozenset[str]) -> tuple[str, ...]:
+    """The run of content words whose initials spell `acronym` ("pac" in "a porting authorisation
+    code"), or () when there is none."""
+    n = len(acronym)
+    for i in range(len(tokens) - n + 1):
+        window = tokens[i:i + n]
+        if all(t[:1] == c and t in content and t.isalpha() for t, c in zip(window, acronym, strict=True)):
+            return window
+    return ()

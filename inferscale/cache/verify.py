@@ -23,10 +23,27 @@ The decision comes with its reason, which the cache shows and `cache-eval` count
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
 
-from .textdiff import FRAMING, Profile, is_polarity_operator, opposite, profile, similar_spelling, stem
+from .textdiff import (
+    FRAMING,
+    Profile,
+    is_flip,
+    is_polarity_operator,
+    opposite,
+    profile,
+    similar_spelling,
+    spelled_out,
+    stem,
+    word_spans,
+)
+
+Spans = list[tuple[int, int]]
+# How alike the marked words of two texts are *in their sentences* (pooled token states of the
+# embedding model; `Embedder.span_similarity`), or None when it cannot tell.
+SpanSimilarity = Callable[[str, Spans, str, Spans], "float | None"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +61,11 @@ class VerifyConfig:
     qualifier_threshold: float = 0.90  # one or two content words added on one side only
     history_threshold: float = 0.70  # earlier turns of a conversation, compared as one text
     rewrite_threshold: float = 0.62  # a full rewrite that keeps little of the wording
+    # A focused substitution below `focused_threshold` is still served when the swapped words mean
+    # the same in their sentences ("store"/"shop": 0.63; traps such as "puppy"/"kitten" 0.54,
+    # "homeowner"/"tenant" 0.43) and the prompts are at least this close.
+    context_floor: float = 0.80
+    context_threshold: float = 0.60
 
 
 REJECT = 1.01
@@ -85,19 +107,38 @@ def _reordered_numbers(pa: Profile, pb: Profile) -> tuple[list[str], list[str]] 
     return (seq_a, seq_b) if seq_a != seq_b else None
 
 
+def _pair_acronyms(pa: Profile, pb: Profile, a_only: set[str], b_only: set[str]) -> None:
+    """An acronym on one side spelled out on the other ("PAC" / "porting authorisation code",
+    "2FA" / "two-factor authentication") is the same thing named twice, not another name."""
+    for mine, p, theirs, q in ((a_only, pa, b_only, pb), (b_only, pb, a_only, pa)):
+        for x in sorted(mine & p.entities):
+            if 2 <= len(x) <= 5 and x.isalpha() and (words := spelled_out(x, q.tokens, q.content)):
+                mine.discard(x)
+                theirs.difference_update(words)
+
+
+def _in_context(pa: Profile, pb: Profile, a_only: set[str], b_only: set[str],
+                context: SpanSimilarity) -> float | None:
+    ta, sa = word_spans(pa.text, frozenset(a_only))
+    tb, sb = word_spans(pb.text, frozenset(b_only))
+    return context(ta, sa, tb, sb) if sa and sb else None
+
+
 def _order(tokens: tuple[str, ...], x: str, y: str) -> bool:
     return tokens.index(x) < tokens.index(y)
 
 
 def verify(a: str | Profile, b: str | Profile, similarity: float,
            config: VerifyConfig = VerifyConfig(),  # noqa: B008 - frozen, immutable
-           conflicts_only: bool = False, whole_chat: bool = False) -> Verdict:
+           conflicts_only: bool = False, whole_chat: bool = False,
+           context: SpanSimilarity | None = None) -> Verdict:
     """Decide whether the answer cached for `a` may be served for `b`, given their cosine.
 
     `conflicts_only` is for earlier turns of a chat, where one side may add small talk: a number or
     name then only counts when *both* sides have one the other lacks (a changed value), and
     negations and operators are left to the last turns. `whole_chat` compares all earlier turns as
-    one text: names are left to the turn-by-turn comparison."""
+    one text: names are left to the turn-by-turn comparison. `context`, when given, lets a focused
+    substitution of words that mean the same in their sentences pass below `focused_threshold`."""
     pa = a if isinstance(a, Profile) else profile(a)
     pb = b if isinstance(b, Profile) else profile(b)
     differ = pa.numbers != pb.numbers
@@ -115,11 +156,7 @@ def verify(a: str | Profile, b: str | Profile, similarity: float,
     # similarity needed to the configured threshold. An *edit* of the cached prompt that adds one
     # is how a trap looks and still rejects.
     rewrite = frame(pa, pb) < REWRITE_FRAME
-    soft = ""
-    if pa.negations % 2 != pb.negations % 2 and not conflicts_only:
-        if not rewrite:
-            return Verdict(False, "negation on one side only", REJECT)
-        soft = "negation on one side only"
+    soft: list[tuple[str, float]] = []  # (what, the similarity it requires)
     # Opposites among all words, particles included: "turn on"/"turn off", "opt in"/"opt out".
     # Not across whole chats: two long texts always hold some pair of opposite words.
     ta, tb = (set(), set()) if whole_chat else (set(pa.tokens), set(pb.tokens))
@@ -131,11 +168,21 @@ def verify(a: str | Profile, b: str | Profile, similarity: float,
     b_only = set(pb.content - pa.content)
     _pair_off(a_only, b_only, lambda x, y: similar_spelling(
         x, y, strict=x in pa.entities or y in pb.entities))
+    _pair_acronyms(pa, pb, a_only, b_only)
     ops = sorted(w for w in a_only | b_only if is_polarity_operator(w))
-    if ops and not conflicts_only:
+    # A negation and a verb that undoes an action count together: "How do I stop my plan renewing?"
+    # / "I don't want it to renew, how do I switch that off?" flip once each, the same polarity.
+    flips_a = pa.negations + sum(map(is_flip, a_only))
+    flips_b = pb.negations + sum(map(is_flip, b_only))
+    balanced = flips_a % 2 == flips_b % 2 and all(map(is_flip, ops))
+    if pa.negations % 2 != pb.negations % 2 and not conflicts_only and not balanced:
+        if not rewrite:
+            return Verdict(False, "negation on one side only", REJECT)
+        soft.append(("negation on one side only", config.threshold))
+    if ops and not conflicts_only and not balanced:
         if not rewrite:
             return Verdict(False, f"operator on one side only: {ops[0]!r}", REJECT)
-        soft = f"operator on one side only: {ops[0]!r}"
+        soft.append((f"operator on one side only: {ops[0]!r}", config.threshold))
     roles_b = dict(pb.roles)
     shared = pa.content & pb.content
     # Roles only within one sentence-sized text: across a whole chat "to Bristol" and "to see" are
@@ -155,7 +202,9 @@ def verify(a: str | Profile, b: str | Profile, similarity: float,
         # of a rewrite is often the same thing named ("cashpoint" / "ATM").
         if not rewrite or (a_only & pa.entities and b_only & pb.entities):
             return Verdict(False, f"different name or identifier: {', '.join(names[:3])}", REJECT)
-        soft = f"a name on one side only: {', '.join(names[:3])}"
+        # Weaker evidence than a negation: halfway between the rewrite and the main threshold.
+        soft.append((f"a name on one side only: {', '.join(names[:3])}",
+                     (config.rewrite_threshold + config.threshold) / 2))
     a_only -= FRAMING
     b_only -= FRAMING
     n_a, n_b = len(a_only), len(b_only)
@@ -170,7 +219,19 @@ def verify(a: str | Profile, b: str | Profile, similarity: float,
     else:
         need, shape = config.threshold, "reworded"
     if soft:
-        need, shape = max(need, config.threshold), f"{shape}, {soft}"
+        need = max(need, *(n for _, n in soft))
+        shape = f"{shape}, {'; '.join(w for w, _ in soft)}"
+    elif shape == "focused substitution" and context is not None and config.context_floor <= similarity < need:
+        # Embedding similarity cannot tell "store"/"shop" from "puppy"/"kitten"; the swapped words'
+        # own states in their sentences can. Asked only in this band, so it costs a lookup nothing
+        # otherwise.
+        ctx = _in_context(pa, pb, a_only, b_only, context)
+        if ctx is not None and ctx >= config.context_threshold:
+            return Verdict(True, f"{shape} of words that mean the same in context ({ctx:.2f} >= "
+                                 f"{config.context_threshold:.2f}), similarity {similarity:.3f} >= "
+                                 f"{config.context_floor:.2f}", config.context_floor)
+        if ctx is not None:
+            shape = f"{shape}, swapped words differ in context ({ctx:.2f} < {config.context_threshold:.2f})"
     if similarity >= need:
         return Verdict(True, f"{shape}, similarity {similarity:.3f} >= {need:.2f}", need)
     return Verdict(False, f"{shape}, similarity {similarity:.3f} < {need:.2f}", need)
@@ -295,7 +356,8 @@ def _turns_conflict(a: list[str], b: list[str], config: VerifyConfig,
 
 
 def decide(cached: Candidate, query: Candidate, sim_last: float, sim_history: float | None,
-           config: VerifyConfig = VerifyConfig()) -> Verdict:  # noqa: B008
+           config: VerifyConfig = VerifyConfig(),  # noqa: B008
+           context: SpanSimilarity | None = None) -> Verdict:
     """Verify a candidate conversation against the query conversation: the last messages must
     match, and so must the earlier turns (the same words in another conversation never hit) unless
     the last message stands alone."""
@@ -304,7 +366,7 @@ def decide(cached: Candidate, query: Candidate, sim_last: float, sim_history: fl
     if max(len(cached.last), len(query.last)) >= LONG_TEXT:
         # Only a prefix of such a text is embedded and compared: exact matches only (the key above).
         return Verdict(False, "text too long to compare semantically; exact match only", REJECT)
-    last = verify(cached.last, query.last, sim_last, config)
+    last = verify(cached.last, query.last, sim_last, config, context=context)
     if not last.ok:
         return last
     # A question that stands alone is served after any chat, unless the chat is the cached one

@@ -19,7 +19,7 @@ from ..analysis import ANALYSIS_VERSION, Analyzer, analysis_from_dict
 from ..cache import CacheLevels, cache_key
 from ..config_store import TunablesStore
 from ..db import Database
-from ..embeddings import Embedder
+from ..embeddings import Embedder, fast_model
 from ..errors import ConfigError, InferscaleError, InvalidPromptError
 from ..monitor.store import Monitor
 from ..providers.health import HealthTracker
@@ -69,7 +69,8 @@ class Engine:
         self.registry = Registry(self.database, seed=settings.models_yaml)
         self.monitor = Monitor(self.database)
         self.tunables_store = TunablesStore(self.database)
-        self.embedder = Embedder(backend=settings.embedding_backend)
+        self.embedder = Embedder(backend=settings.embedding_backend,
+                                 fast=fast_model(settings.models_dir, settings.embedding_backend))
         self.analyzer = Analyzer(self.embedder)
         # L1 semantic + L2/L3/L4 exact levels; `cache` stays the exact store for older callers.
         self.levels = CacheLevels(settings, self.database, self.embedder)

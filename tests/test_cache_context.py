@@ -1,0 +1,109 @@
+"""L1 verification with the model's help, and the fast candidate search.
+
+Real MiniLM throughout: the context check reads the swapped words' own states in their sentences;
+the fast int8 graph is derived from the shipped one (once per session, in the shared models dir)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inferscale.cache.chroma_index import ChromaIndex
+from inferscale.cache.scope import build_query
+from inferscale.cache.semantic import FAST_MARGIN, SemanticCache
+from inferscale.cache.verify import VerifyConfig, verify
+from inferscale.db import Database
+from inferscale.embeddings import FAST_MODEL_FILE, Embedder, build_fast_model
+
+_EMBEDDER = Embedder()
+
+
+@pytest.mark.parametrize(("a", "b", "same"), [
+    ("Where is your nearest store to Leeds station?", "Where is your nearest shop to Leeds station?", True),
+    ("How do I silence alerts on my watch?", "How do I mute alerts on my watch?", True),
+    ("Can I bring my puppy on the train?", "Can I bring my kitten on the train?", False),
+    ("Is the museum suitable for toddlers?", "Is the museum suitable for teenagers?", False),
+    ("Can I pay for parking with cash?", "Can I pay for parking with card?", False),
+])
+def test_a_swapped_word_passes_below_the_focused_threshold_only_if_it_means_the_same(
+        a: str, b: str, same: bool) -> None:
+    # 0.85: inside the band [context_floor 0.80, focused_threshold 0.90) where the check is asked.
+    v = verify(a, b, 0.85, VerifyConfig(), context=_EMBEDDER.span_similarity)
+    assert v.ok is same, v
+    assert "in context" in v.reason
+    assert not verify(a, b, 0.85).ok  # without the model's help a focused substitution needs 0.90
+    assert not verify(a, b, 0.79, VerifyConfig(), context=_EMBEDDER.span_similarity).ok  # below the floor
+
+
+def test_span_similarity_reads_words_in_their_sentence() -> None:
+    a, b = "I left my bank card at the river bank", "I left my bank card at the river bank"
+    first, last = [(9, 13)], [(35, 39)]
+    assert _EMBEDDER.span_similarity(a, first, b, first) == pytest.approx(1.0, abs=1e-5)
+    # the same word in two places (two senses): its states differ, as a word list's would not
+    assert _EMBEDDER.span_similarity(a, first, b, last) < 0.99
+    assert _EMBEDDER.span_similarity(a, [(100, 120)], b, first) is None  # no word piece in the span
+
+
+def test_an_acronym_spelled_out_is_the_same_name_another_acronym_is_not() -> None:
+    v = verify("How do I get a National Insurance number?", "How do I get an NI number?", 0.7)
+    assert v.ok and v.reason.startswith("same meaningful words"), v
+    v = verify("How do I get a National Insurance number?", "How do I get a VAT number?", 0.95)
+    assert not v.ok and "name" in v.reason, v
+
+
+def test_a_negation_and_an_undoing_verb_on_either_side_are_the_same_polarity() -> None:
+    stop = "How do I stop the newsletter emails?"
+    dont = "I don't want the newsletter emails any more, how do I unsubscribe from them?"
+    v = verify(stop, dont, 0.7)
+    assert v.ok and "negation" not in v.reason and "operator" not in v.reason, v
+    v = verify("How do I get the newsletter emails?", dont, 0.7)  # only one side flips
+    assert not v.ok and "negation on one side only" in v.reason, v
+    # in an edit the two still cancel ("stop" vs "not"), and one alone still rejects outright
+    assert verify("Should I stop watering my cactus in winter?",
+                  "Should I not water my cactus in winter?", 0.95).ok
+    assert verify("Should I water my cactus in winter?",
+                  "Should I stop watering my cactus in winter?", 0.99).required > 1
+
+
+@pytest.fixture(scope="module")
+def fast_graph(models_dir: Path) -> Path:
+    return build_fast_model(models_dir)
+
+
+def test_the_fast_graph_is_built_once_and_stays_close(fast_graph: Path, models_dir: Path) -> None:
+    assert fast_graph == models_dir / FAST_MODEL_FILE and fast_graph.stat().st_size > 1_000_000
+    mtime = fast_graph.stat().st_mtime_ns
+    assert build_fast_model(models_dir) == fast_graph and fast_graph.stat().st_mtime_ns == mtime
+    assert not [p for p in models_dir.iterdir() if p.name.startswith(".")]  # no temp files left
+    texts = ["How do I reset my password?", "Which plans include international calls?"]
+    exact, fast = Embedder().embed(texts), Embedder(fast=fast_graph).embed_fast(texts)
+    cos = (exact * fast).sum(axis=1)
+    assert (cos > 0.98).all() and (cos < 0.99999).all()  # close, and really another graph
+
+
+def test_fast_vectors_only_rule_out_misses_every_hit_is_decided_exactly(
+        fast_graph: Path, tmp_path: Path) -> None:
+    stored = ["How do I reset my password?", "Do you deliver to Ireland?",
+              "What time does the pool open on Sundays?", "Can I bring my dog to the hotel?"]
+    queries = ["how can I reset my password", "Do you deliver to Scotland?", "Do you ship to Ireland?",
+               "What time does the pool close on Sundays?", "Can I bring my cat to the hotel?",
+               "When does the pool open on a Sunday?", "Is the gym open late?",
+               "How do I change my password?", "Can I bring my dog to the hotel?"]
+    results = {}
+    for name, emb in (("fast", Embedder(fast=fast_graph)), ("exact", Embedder())):
+        cache = SemanticCache(Database(tmp_path / f"{name}.db"), ChromaIndex(tmp_path / name), emb)
+        for s in stored:
+            cache.put(build_query([{"role": "user", "content": s}]), {"answer": s}, 0.001, 100)
+        results[name] = [cache.lookup(build_query([{"role": "user", "content": q}])) for q in queries]
+    fast, exact = results["fast"], results["exact"]
+    assert [r.match and r.match.key for r in fast] == [r.match and r.match.key for r in exact]
+    assert sum(r.match is not None for r in exact) >= 3  # the set has hits, not only misses
+    for f, e in zip(fast, exact, strict=True):
+        if e.match:  # hits carry the exact similarity and reason
+            assert f.match.similarity == pytest.approx(e.match.similarity, abs=1e-6)
+            assert f.match.reason == e.match.reason
+    ruled_out = [x for r in fast for x in r.rejected if "fast vectors" in x]
+    assert ruled_out and all(f"+ {FAST_MARGIN} margin" in x for x in ruled_out)
+    assert np.isfinite(FAST_MARGIN) and 0 < FAST_MARGIN < 0.1
