@@ -218,6 +218,12 @@ class Embedder:
                     self._memo.popitem(last=False)
         return out
 
+    def memoised(self, texts: list[str]) -> np.ndarray | None:
+        """The exact vectors of `texts` if all are in the memo (no model call), else None."""
+        with self._lock:
+            got = [self._memo.get(self._key(t)) for t in texts]
+        return None if any(v is None for v in got) else np.stack(got)
+
     def embed_one(self, text: str) -> np.ndarray:
         return self.embed([text])[0]
 
@@ -235,9 +241,13 @@ class Embedder:
     def embed_fast(self, texts: list[str]) -> np.ndarray:
         """Approximate vectors from the fast graph (not memoised: they must never be mistaken for
         exact ones); the exact `embed` when no fast graph is configured."""
-        if self.fast is None:
-            return self.embed(texts)
-        return _load(self.backend, self.fast).encode([t[:MAX_CHARS] for t in texts])
+        if self.fast is not None:
+            try:
+                return _load(self.backend, self.fast).encode([t[:MAX_CHARS] for t in texts])
+            except Exception as exc:  # noqa: BLE001 - e.g. a truncated file: only speed is lost
+                log.warning("fast embedding model %s failed, using exact vectors only: %s", self.fast, exc)
+                self.fast = None
+        return self.embed(texts)
 
     def span_similarity(self, a: str, spans_a: list[tuple[int, int]], b: str,
                         spans_b: list[tuple[int, int]]) -> float | None:

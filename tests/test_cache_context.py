@@ -107,3 +107,26 @@ def test_fast_vectors_only_rule_out_misses_every_hit_is_decided_exactly(
     ruled_out = [x for r in fast for x in r.rejected if "fast vectors" in x]
     assert ruled_out and all(f"+ {FAST_MARGIN} margin" in x for x in ruled_out)
     assert np.isfinite(FAST_MARGIN) and 0 < FAST_MARGIN < 0.1
+
+
+def test_exact_vectors_memoised_by_the_analysis_step_skip_the_fast_graph(
+        fast_graph: Path, tmp_path: Path) -> None:
+    emb = Embedder(fast=fast_graph)
+    cache = SemanticCache(Database(tmp_path / "t.db"), ChromaIndex(tmp_path / "c"), emb)
+    cache.put(build_query([{"role": "user", "content": "Do you deliver to Ireland?"}]), {"answer": "y"}, 0, 1)
+    q = build_query([{"role": "user", "content": "Is the gym open late tonight?"}])
+    assert any("fast vectors" in x for x in cache.lookup(q).rejected)  # cold: the fast graph
+    emb.embed([q.last])  # what the analysis step does with the prompt before the cache lookup
+    r = cache.lookup(q)
+    assert r.rejected and not any("fast vectors" in x for x in r.rejected)
+
+
+def test_a_broken_fast_graph_falls_back_to_exact_vectors(tmp_path: Path) -> None:
+    broken = tmp_path / FAST_MODEL_FILE
+    broken.write_bytes(b"not an onnx graph")
+    emb = Embedder(fast=broken)
+    cache = SemanticCache(Database(tmp_path / "t.db"), ChromaIndex(tmp_path / "c"), emb)
+    cache.put(build_query([{"role": "user", "content": "How do I reset my password?"}]), {"answer": "y"}, 0, 1)
+    r = cache.lookup(build_query([{"role": "user", "content": "how can I reset my password"}]))
+    assert r.match is not None and r.error is None
+    assert emb.fast is None  # given up once, not retried per lookup

@@ -92,16 +92,23 @@ class SemanticCache:
         self._check_lock = threading.Lock()
 
     # -- vectors --------------------------------------------------------------------------------
+    @staticmethod
+    def _texts(q: Query) -> list[str]:
+        return [q.last] + ([q.history] if q.history else [])
+
     def vectors(self, q: Query, fast: bool = False) -> Vectors:
-        texts = [q.last] + ([q.history] if q.history else [])
+        texts = self._texts(q)
         vs = self._embedder.embed_fast(texts) if fast else self._embedder.embed(texts)
         return Vectors(vs[0], vs[1] if q.history else None)
 
     # -- lookup ---------------------------------------------------------------------------------
     def lookup(self, q: Query, config: VerifyConfig = VerifyConfig(), ttl_s: float = 0.0,  # noqa: B008
                vectors: Vectors | None = None) -> LookupResult:
-        # Without vectors from the caller, candidates are found with the fast approximate vectors;
-        # a candidate that could pass is then decided on exact ones (below).
+        # Without exact vectors (from the caller, or memoised when the analysis step embedded the
+        # same text), candidates are found with the fast approximate vectors; a candidate that
+        # could pass is then decided on exact ones (below).
+        if vectors is None and (memo := self._embedder.memoised(self._texts(q))) is not None:
+            vectors = Vectors(memo[0], memo[1] if q.history else None)
         fast = vectors is None and self._embedder.fast is not None
         try:
             self._ensure_consistent()

@@ -321,6 +321,16 @@ def word_spans(text: str, stems: frozenset[str]) -> tuple[str, list[tuple[int, i
     return norm, spans
 
 
+def pair_acronyms(pa: Profile, pb: Profile, a_only: set[str], b_only: set[str]) -> None:
+    """Drop from the one-sided word sets an acronym spelled out on the other side ("PAC" /
+    "porting authorisation code", "2FA" / "two-factor authentication"): one thing named twice."""
+    for mine, p, theirs, q in ((a_only, pa, b_only, pb), (b_only, pb, a_only, pa)):
+        for x in sorted(mine & p.entities):
+            if 2 <= len(x) <= 5 and x.isalpha() and (words := spelled_out(x, q.tokens, q.content)):
+                mine.discard(x)
+                theirs.difference_update(words)
+
+
 def spelled_out(acronym: str, tokens: tuple[str, ...], content: frozenset[str]) -> tuple[str, ...]:
     """The run of content words whose initials spell `acronym` ("pac" in "a porting authorisation
     code"), or () when there is none."""

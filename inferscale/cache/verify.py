@@ -6,12 +6,15 @@ different things ("order 48213" / "order 48231", "safe" / "unsafe", "from saving
 
 1. rejects outright on a difference that changes the answer whatever the similarity: numbers, dates or
    IDs; an opposite word pair; the same names in swapped roles around from/to; a name on each side
-   (after typo matching); and, in an edit that keeps half or more of the wording, a negation, an
-   operator such as "stop" or "except", or a name on one side only (in a full rewrite those only
-   raise the similarity needed to the configured threshold: other words often carry them);
+   (after typo matching, and an acronym spelled out on the other side is the same name); and, in an
+   edit that keeps half or more of the wording, a negation, an operator such as "stop" or "except",
+   or a name on one side only (in a full rewrite those only raise the similarity needed: other
+   words often carry them). A negation and a verb that undoes an action on either side cancel out;
 2. otherwise sets the similarity the pair needs from the *shape* of what is left: an edit focused on
    one or two content words (a substitution or an added qualifier such as "extended" warranty) must
-   be very close (`focused_threshold`), because that is exactly how a trap looks; a pair whose
+   be very close (`focused_threshold`), because that is exactly how a trap looks, unless the model
+   reads the swapped words alike in their sentences (`context`: "store"/"shop", not
+   "puppy"/"kitten"); a pair whose
    meaningful words are the same and only wording or filler differs may be served from the candidate
    floor; a broader rewording needs the configured threshold; a full rewrite, keeping under half of
    the wording in order, is judged by meaning alone (`rewrite_threshold`): traps are edits of a
@@ -33,9 +36,9 @@ from .textdiff import (
     is_flip,
     is_polarity_operator,
     opposite,
+    pair_acronyms,
     profile,
     similar_spelling,
-    spelled_out,
     stem,
     word_spans,
 )
@@ -61,9 +64,9 @@ class VerifyConfig:
     qualifier_threshold: float = 0.90  # one or two content words added on one side only
     history_threshold: float = 0.70  # earlier turns of a conversation, compared as one text
     rewrite_threshold: float = 0.62  # a full rewrite that keeps little of the wording
-    # A focused substitution below `focused_threshold` is still served when the swapped words mean
-    # the same in their sentences ("store"/"shop": 0.63; traps such as "puppy"/"kitten" 0.54,
-    # "homeowner"/"tenant" 0.43) and the prompts are at least this close.
+    # A focused substitution below `focused_threshold` is still served from `context_floor` when the
+    # swapped words' states in their sentences agree to `context_threshold` ("store"/"shop" 0.75,
+    # "mute"/"silence" 0.77; "puppy"/"kitten" 0.56, "cash"/"card" 0.35; tests/test_cache_context.py).
     context_floor: float = 0.80
     context_threshold: float = 0.60
 
@@ -105,16 +108,6 @@ def _reordered_numbers(pa: Profile, pb: Profile) -> tuple[list[str], list[str]] 
     seq_a = [t for t in dict.fromkeys(pa.tokens) if t in pa.numbers]
     seq_b = [t for t in dict.fromkeys(pb.tokens) if t in pb.numbers]
     return (seq_a, seq_b) if seq_a != seq_b else None
-
-
-def _pair_acronyms(pa: Profile, pb: Profile, a_only: set[str], b_only: set[str]) -> None:
-    """An acronym on one side spelled out on the other ("PAC" / "porting authorisation code",
-    "2FA" / "two-factor authentication") is the same thing named twice, not another name."""
-    for mine, p, theirs, q in ((a_only, pa, b_only, pb), (b_only, pb, a_only, pa)):
-        for x in sorted(mine & p.entities):
-            if 2 <= len(x) <= 5 and x.isalpha() and (words := spelled_out(x, q.tokens, q.content)):
-                mine.discard(x)
-                theirs.difference_update(words)
 
 
 def _in_context(pa: Profile, pb: Profile, a_only: set[str], b_only: set[str],
@@ -168,7 +161,7 @@ def verify(a: str | Profile, b: str | Profile, similarity: float,
     b_only = set(pb.content - pa.content)
     _pair_off(a_only, b_only, lambda x, y: similar_spelling(
         x, y, strict=x in pa.entities or y in pb.entities))
-    _pair_acronyms(pa, pb, a_only, b_only)
+    pair_acronyms(pa, pb, a_only, b_only)
     ops = sorted(w for w in a_only | b_only if is_polarity_operator(w))
     # A negation and a verb that undoes an action count together: "How do I stop my plan renewing?"
     # / "I don't want it to renew, how do I switch that off?" flip once each, the same polarity.
