@@ -90,7 +90,7 @@ def render_member(card: _Card, m: MemberResult, hit_level: str = "L3") -> None:
 def run_live(engine: Any, prompt: str, **kw: Any) -> tuple[AskResult | None, str | None]:
     """Run one request on a worker, filling a card per model call as events arrive."""
     events: queue.Queue[Event] = queue.Queue()
-    future = submit_ask(engine, prompt, events, **kw)
+    future = submit_ask(engine, prompt, events, source="playground", **kw)
     status = st.status("Running: analysis → cache → routing → execution → monitoring",
                        expanded=True)
     st.markdown("#### Models")

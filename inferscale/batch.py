@@ -114,6 +114,7 @@ async def run_batch(
     strategy_options: dict[str, Any] | None = None,
     use_cache: bool = True,
     on_result: Callable[[dict[str, Any]], Any] | None = None,
+    source: str = "batch",
 ) -> BatchSummary:
     """Run every item (at most `concurrency` at once). Each finished request is passed to
     `on_result` as the `ask --json` object plus `id` (and `expected`/`correct` when given); a failed
@@ -134,7 +135,7 @@ async def run_batch(
             try:
                 result = await engine.aask(item.prompt, system=item.system, strategy=strategy,
                                            models=models, use_cache=use_cache,
-                                           strategy_options=strategy_options)
+                                           strategy_options=strategy_options, source=source)
                 out |= result.to_json()
                 totals["answered"] += 1
                 totals["cost"] += result.cost_usd

@@ -37,6 +37,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         router=args.router,
         use_cache=not args.no_cache,
         strategy_options=_options(args),
+        source="cli",
     )
     if args.json:
         print(json.dumps(result.to_json(), ensure_ascii=False))

@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 Message = dict[str, str]  # {"role": ..., "content": ...}
+# Scores one candidate answer in [0, 1] without knowing the expected answer (substitute x back into
+# the equation, re-run the tests, recompute); used by best-of-n, tree-search and cascade's gate.
+Verifier = Callable[[str], float]
+
+
+@dataclass(frozen=True)
+class CacheControl:
+    """Per-request cache behaviour (the gateway's `cache: {no-cache, no-store, ttl}`, experiments).
+
+    `namespace` is a hard partition: an entry written under one namespace is never served, at any
+    level, to a request of another (each gateway key, each experiment has its own)."""
+
+    read: bool = True  # look entries up (no-cache: False)
+    write: bool = True  # store what this request computes (no-store: False)
+    ttl_s: float | None = None  # serve only entries younger than this (on top of each level's TTL)
+    namespace: str = ""
+
+    @classmethod
+    def off(cls) -> CacheControl:
+        return cls(read=False, write=False)
 
 
 @dataclass(frozen=True)

@@ -59,9 +59,11 @@ class CacheLevels:
         self._lock = threading.Lock()
 
     # -- exact levels (L2, L3, L4) ----------------------------------------------------------------
-    def get(self, key: str, tun: Tunables) -> Any:
+    def get(self, key: str, tun: Tunables, max_age_s: float | None = None) -> Any:
+        """`max_age_s` (a request's own TTL) narrows the level's TTL for this lookup."""
         level = key.split(":", 1)[0]
-        return self.exact.get(key, ttl_s=limits_for(tun, level).ttl_s if level in LEVELS else 0.0)
+        ttl = limits_for(tun, level).ttl_s if level in LEVELS else 0.0
+        return self.exact.get(key, ttl_s=_narrow(ttl, max_age_s))
 
     def put(self, key: str, level: str, value: dict[str, Any], cost_usd: float, latency_ms: float,
             tun: Tunables, model: str | None = None) -> list[Eviction]:
@@ -73,10 +75,12 @@ class CacheLevels:
     def query(messages: list[dict[str, str]], **scope_parts: Any) -> Query:
         return build_query(messages, **scope_parts)
 
-    def lookup(self, q: Query, tun: Tunables, vectors: Vectors | None = None) -> LookupResult:
+    def lookup(self, q: Query, tun: Tunables, vectors: Vectors | None = None,
+               max_age_s: float | None = None) -> LookupResult:
         """Never raises: a broken semantic level is a miss with `error` set (and a log line)."""
         try:
-            return self.semantic.lookup(q, verify_config(tun), ttl_s=limits_for(tun, "L1").ttl_s,
+            return self.semantic.lookup(q, verify_config(tun),
+                                        ttl_s=_narrow(limits_for(tun, "L1").ttl_s, max_age_s),
                                         vectors=vectors)
         except Exception as exc:  # noqa: BLE001 - the cache must not fail the request
             log.warning("L1 lookup failed: %s: %s", type(exc).__name__, exc)
@@ -108,3 +112,10 @@ class CacheLevels:
         for level in LEVELS:
             out += self.enforce(level, tun, force=True)
         return out
+
+
+def _narrow(ttl_s: float, max_age_s: float | None) -> float:
+    """The stricter of a level's TTL (0 = never expires) and a request's max age."""
+    if max_age_s is None or max_age_s <= 0:
+        return ttl_s
+    return min(ttl_s, max_age_s) if ttl_s > 0 else max_age_s

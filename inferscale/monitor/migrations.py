@@ -170,6 +170,15 @@ def m005_reliability(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration
+def m006_request_source(db: sqlite_utils.Database) -> None:
+    """Where a request came from (cli, batch, playground, gateway, experiment, api) and for whom
+    (a gateway key's name), so traffic can be filtered by either."""
+    db["requests"].add_column("source", str, not_null_default="api")
+    db["requests"].add_column("tenant", str)
+    db["requests"].create_index(["source"])
+
+
 def apply_migrations(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in order, each in its own transaction. Returns the names applied."""
     db.conn.execute("PRAGMA journal_mode=WAL")

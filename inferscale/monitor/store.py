@@ -21,7 +21,8 @@ class Monitor:
         self._dbh = database
 
     # -- writes ---------------------------------------------------------------------------------
-    def start_request(self, request_id: str, prompt: str, strategy: str, router: str) -> None:
+    def start_request(self, request_id: str, prompt: str, strategy: str, router: str, *,
+                      source: str = "api", tenant: str | None = None) -> None:
         with self._dbh.tx() as db:
             db["requests"].insert({
                 "id": request_id,
@@ -31,6 +32,8 @@ class Monitor:
                 "prompt_preview": prompt[:200],
                 "strategy": strategy,
                 "router": router,
+                "source": source,
+                "tenant": tenant,
             })
 
     def finish_request(

@@ -28,7 +28,17 @@ from ..registry import ModelSpec, Registry
 from ..routing import RouteRequest
 from ..routing.policies import get_router, route
 from ..settings import STRATEGY_NAMES, Settings, Tunables
-from ..types import Analysis, AskResult, CacheHit, MemberResult, Message, RoutingDecision, StepTiming
+from ..types import (
+    Analysis,
+    AskResult,
+    CacheControl,
+    CacheHit,
+    MemberResult,
+    Message,
+    RoutingDecision,
+    StepTiming,
+    Verifier,
+)
 from .runner import run_sync
 from .strategies import STRATEGIES, Budget, ExecContext, build_strategy
 
@@ -115,9 +125,18 @@ class Engine:
         use_cache: bool = True,
         on_event: OnEvent | None = None,
         strategy_options: dict[str, Any] | None = None,
+        cache: CacheControl | None = None,
+        source: str = "api",
+        tenant: str | None = None,
+        verifier: Verifier | None = None,
     ) -> AskResult:
         """`strategy_options` override the strategy's defaults for this request, e.g.
-        {"n": 7} for self-consistency or {"tau": 0.6} for cascade (see strategies/)."""
+        {"n": 7} for self-consistency or {"tau": 0.6} for cascade (see strategies/).
+
+        `cache` sets what this request may read and write and its partition (`use_cache=False` is
+        `CacheControl.off()`); `source` (cli, batch, playground, gateway, experiment…) and `tenant`
+        (e.g. a gateway key's name) are recorded with the request; `verifier` scores a candidate
+        answer in [0, 1] for strategies that search (it never sees an expected answer)."""
         t_start = time.perf_counter()
         tun = self.tunables()
         messages = _messages(prompt, system, history)
@@ -127,7 +146,9 @@ class Engine:
         strat = build_strategy(strategy, tun, strategy_options)
         router_obj = get_router(router or ("fixed" if models else tun.default_router))
         explicit = tuple(self.registry.require_available(m) for m in _dedupe(models or []))
-        use_cache = use_cache and tun.cache_enabled
+        cc = (cache or CacheControl()) if use_cache and tun.cache_enabled else CacheControl.off()
+        # The partition joins every key only when set, so unpartitioned entries keep their keys.
+        part = {"namespace": cc.namespace} if cc.namespace else {}
         params = {"max_tokens": tun.max_tokens, "temperature": tun.temperature}
         trace = _Trace()
         emit = _Emit(on_event)
@@ -138,10 +159,11 @@ class Engine:
             emit(Event("step", step=s))
 
         request_id = uuid.uuid4().hex
-        self.monitor.start_request(request_id, prompt, strategy, router_obj.name)
+        self.monitor.start_request(request_id, prompt, strategy, router_obj.name, source=source,
+                                   tenant=tenant)
         try:
             t0 = time.perf_counter()
-            analysis, reused = self._analyze(prompt, system, use_cache, trace)
+            analysis, reused = self._analyze(prompt, system, cc, part, trace)
             step("analysis", t0, ("reused from L2: " if reused else "") + analysis.explain())
 
             t0 = time.perf_counter()
@@ -153,19 +175,21 @@ class Engine:
                                   tun.ensemble_k],
                 "strategy_config": [strat.config.model_dump(mode="json"), tun.call_budget],
                 "available": [s.id for s in candidates],
+                **part,
             }
             l4_key = cache_key("L4", **scope)
-            hit = self.levels.get(l4_key, tun) if use_cache else None
-            if use_cache:
+            hit = self.levels.get(l4_key, tun, max_age_s=cc.ttl_s) if cc.read else None
+            if cc.read:
                 trace.cache_events.append(_cache_event("L4", hit))
             # Cheapest first: the exact L4 key, then the semantic L1 search within the same scope.
             l1_query, sem = None, None
-            if use_cache and tun.semantic_enabled and hit is None:
+            if (cc.read or cc.write) and tun.semantic_enabled and hit is None:
                 l1_query = self.levels.query(messages, **{k: v for k, v in scope.items() if k != "messages"})
+            if cc.read and l1_query is not None:
                 # Chroma and SQLite calls block: keep them off the event loop other requests share.
-                sem = await asyncio.to_thread(self.levels.lookup, l1_query, tun)
+                sem = await asyncio.to_thread(self.levels.lookup, l1_query, tun, max_age_s=cc.ttl_s)
                 trace.cache_events.append(_cache_event("L1", sem.match))
-            step("cache", t0, _cache_note(use_cache, hit, sem))
+            step("cache", t0, _cache_note(cc.read, hit, sem))
             if hit is not None:
                 return self._from_cache(request_id, hit, analysis, trace, t_start, emit)
             if sem is not None and sem.match is not None:
@@ -182,10 +206,10 @@ class Engine:
             t0 = time.perf_counter()
             specs = {s.id: s for s in (*candidates, *explicit)}
             ctx = ExecContext(
-                decision, specs, self._member_caller(messages, params, use_cache, trace, emit),
+                decision, specs, self._member_caller(messages, params, cc, part, trace, emit),
                 self.embedder, messages=tuple(messages), params=params,
                 budget=Budget(max_calls=tun.call_budget, max_usd=tun.budget_usd),
-                predict=self.predicted_cost, health=self.health,
+                predict=self.predicted_cost, health=self.health, verifier=verifier,
             )
             outcome = await strat.run(ctx)
             step("execution", t0, f"{len(outcome.members)} member call(s)")
@@ -206,7 +230,7 @@ class Engine:
                 steps=tuple(trace.steps),
                 detail=outcome.detail,
             )
-            if use_cache:
+            if cc.write:
                 self.levels.put(l4_key, "L4", result.to_json(), result.cost_usd, result.latency_ms, tun)
                 if l1_query is not None:
                     await asyncio.to_thread(self.levels.store, l1_query, result.to_json(), result.cost_usd,
@@ -219,22 +243,25 @@ class Engine:
             self.monitor.fail_request(request_id, msg[:500], trace.calls)
             raise
 
-    def _analyze(self, prompt: str, system: str | None, use_cache: bool,
+    def _analyze(self, prompt: str, system: str | None, cc: CacheControl, part: dict[str, str],
                  trace: _Trace) -> tuple[Analysis, bool]:
         """Complexity features are a pure function of the text: keep them (L2) so a repeated
         prompt skips the embedding model entirely."""
-        if not use_cache:
+        if not (cc.read or cc.write):
             return self.analyzer.analyze(prompt, system), False
-        key = cache_key("L2", kind="analysis", version=ANALYSIS_VERSION, prompt=prompt, system=system)
+        key = cache_key("L2", kind="analysis", version=ANALYSIS_VERSION, prompt=prompt, system=system,
+                        **part)
         tun = self.tunables()
-        hit = self.levels.get(key, tun)
-        trace.cache_events.append(_cache_event("L2", hit))
+        hit = self.levels.get(key, tun, max_age_s=cc.ttl_s) if cc.read else None
+        if cc.read:
+            trace.cache_events.append(_cache_event("L2", hit))
         if hit is not None:
             return analysis_from_dict(hit.value), True
         t0 = time.perf_counter()
         analysis = self.analyzer.analyze(prompt, system)
         ms = (time.perf_counter() - t0) * 1000
-        self.levels.put(key, "L2", asdict(analysis), 0.0, ms, tun)
+        if cc.write:
+            self.levels.put(key, "L2", asdict(analysis), 0.0, ms, tun)
         return analysis, False
 
     def _from_cache(self, request_id: str, hit: Any, analysis: Any, trace: _Trace,
@@ -279,8 +306,8 @@ class Engine:
         trace.steps.append(StepTiming("monitoring", (time.perf_counter() - t0) * 1000, "recorded"))
         return _with_steps(result, trace)
 
-    def _member_caller(self, messages: list[Message], params: dict[str, Any], use_cache: bool,
-                       trace: _Trace, emit: Callable[[Event], None]) -> Callable:
+    def _member_caller(self, messages: list[Message], params: dict[str, Any], cc: CacheControl,
+                       part: dict[str, str], trace: _Trace, emit: Callable[[Event], None]) -> Callable:
         call_ids = itertools.count()
         request_messages, request_params = messages, params
         tun = self.tunables()
@@ -294,10 +321,11 @@ class Engine:
             params = request_params if params is None else params
             call_id = next(call_ids)
             key = cache_key("L3", model=spec.id, litellm_model=spec.model, api_base=spec.api_base,
-                            messages=messages, params=params, **({"sample": sample} if sample else {}))
+                            messages=messages, params=params, **({"sample": sample} if sample else {}),
+                            **part)
             emit(Event("started", model=spec.id, call_id=call_id, role=role))
-            if use_cache:
-                hit = self.levels.get(key, tun)
+            if cc.read:
+                hit = self.levels.get(key, tun, max_age_s=cc.ttl_s)
                 trace.cache_events.append(_cache_event("L3", hit, spec.id))
                 if hit is not None:
                     trace.saved_usd += hit.cost_usd
@@ -318,7 +346,7 @@ class Engine:
             )
             trace.calls.append(result)
             self.health.record(spec.id, result.error_class, result.error)
-            if use_cache and result.ok:
+            if cc.write and result.ok:
                 value = {k: getattr(result, k) for k in ("model", "answer", "latency_ms", "tokens_in",
                                                          "tokens_out", "cost_usd", "mean_logprob")}
                 self.levels.put(key, "L3", value, result.cost_usd, result.latency_ms, tun, model=spec.id)
@@ -353,8 +381,8 @@ def _dedupe(ids: list[str]) -> list[str]:
     return list(dict.fromkeys(i.strip() for i in ids if i.strip()))
 
 
-def _cache_note(use_cache: bool, hit: Any, sem: Any) -> str:
-    if not use_cache:
+def _cache_note(read: bool, hit: Any, sem: Any) -> str:
+    if not read:
         return "cache bypassed"
     if hit is not None:
         return "L4 hit"

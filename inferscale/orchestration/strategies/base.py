@@ -23,7 +23,7 @@ from ...providers.health import HealthTracker
 from ...providers.llm import estimate_tokens
 from ...registry import ModelSpec
 from ...settings import Tunables
-from ...types import MemberResult, Message, RoutingDecision
+from ...types import MemberResult, Message, RoutingDecision, Verifier
 from .budget import Budget
 
 # The engine's caller: L3 cache lookup + provider call + live events.
@@ -64,6 +64,7 @@ class ExecContext:
     budget: Budget = field(default_factory=Budget)
     predict: PredictFn | None = None
     health: HealthTracker | None = None
+    verifier: Verifier | None = None  # scores an answer in [0, 1] without the expected answer
     _log: list[MemberResult | None] = field(default_factory=list)
     _gates: dict[str, asyncio.Semaphore] = field(default_factory=dict)
 
