@@ -6,7 +6,8 @@ Confidence, by `confidence`:
   answers match, 0 if they give different numbers, else their embedding similarity;
 - `logprobs`: exp(mean token log-probability) where the provider returns them (falls back to
   agreement for a tier that does not);
-- `judge`: a judge model's 0-10 rubric score / 10.
+- `judge`: a judge model's 0-10 rubric score / 10;
+- `verifier`: the request's verifier score of the tier's answer (a gate that knows no expected answer).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from .judge import Scorer
 
 class CascadeConfig(StrategyConfig):
     tau: float = Field(0.8, ge=0, le=1)
-    confidence: Literal["agreement", "logprobs", "judge"] = "agreement"
+    confidence: Literal["agreement", "logprobs", "judge", "verifier"] = "agreement"
     temperature: float = Field(0.7, ge=0, le=2)  # the second sample's temperature (agreement)
     max_tiers: int = Field(4, ge=1, le=16)
     judge_model: str = ""
@@ -59,7 +60,8 @@ class CascadeStrategy:
     async def run(self, ctx: ExecContext) -> StrategyOutcome:
         cfg = self.config
         ladder = self.ladder(ctx)
-        scorer = Scorer.build(ctx, "judge", cfg.judge_model, None) if cfg.confidence == "judge" else None
+        scorer = Scorer.build(ctx, cfg.confidence, cfg.judge_model, None) \
+            if cfg.confidence in ("judge", "verifier") else None
         tiers: list[dict[str, Any]] = []
         answered: tuple[MemberResult, int] | None = None  # the highest tier that answered
         for n, spec in enumerate(ladder, start=1):
@@ -112,8 +114,8 @@ class CascadeStrategy:
             # Nothing to escalate to: another call would only measure, so save it.
             return first, None, cfg.confidence
         if scorer is not None:
-            scored = await scorer.score(ctx, first.answer or "", role=f"tier {n} judge")
-            return first, scored.score or 0.0, "judge"  # an unreadable verdict is no confidence
+            scored = await scorer.score(ctx, first.answer or "", role=f"tier {n} {scorer.kind}")
+            return first, scored.score or 0.0, scorer.kind  # an unreadable verdict is no confidence
         second = await ctx.invoke(spec, role=f"tier {n} check", temperature=cfg.temperature, sample=1)
         if second is None or not second.ok:
             return first, 0.0, "agreement"

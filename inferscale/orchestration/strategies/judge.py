@@ -1,4 +1,5 @@
-"""Scoring answers in [0, 1]: a judge model with a rubric, or an exact-answer verifier.
+"""Scoring answers in [0, 1]: a judge model with a rubric, the exact-answer check, or the request's
+verifier (which checks a candidate without knowing the expected answer).
 
 The judge is asked for one integer from 0 to 10; `parse_score` reads the first number it wrote
 ("8", "Score: 8/10", "0.8"). A judge that writes no number gives no score (None), which ranks
@@ -7,6 +8,7 @@ below every scored answer — small models often do this, and a made-up number w
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -24,7 +26,7 @@ RUBRIC = (
 )
 _SCORE = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(/\s*10|out of 10)?")
 
-ScorerName = Literal["judge", "exact"]
+ScorerName = Literal["judge", "exact", "verifier"]
 
 
 def judge_messages(question: str, answer: str) -> list[Message]:
@@ -67,11 +69,21 @@ class Scorer:
             if expected is None:
                 raise ConfigError("scorer 'exact' needs the option expected=<answer>")
             return cls("exact", expected=expected)
+        if kind == "verifier":
+            if ctx.verifier is None:
+                raise ConfigError("scorer 'verifier' needs a verifier for this request "
+                                  "(e.g. inferscale eval … --verifier auto)")
+            return cls("verifier")
         return cls("judge", judge=strongest(ctx.pool, judge_model, ctx.specs))
 
     async def score(self, ctx: ExecContext, answer: str, role: str) -> Scored:
         if self.kind == "exact":
             return Scored(1.0 if matches(answer, self.expected or "") else 0.0)
+        if self.kind == "verifier":
+            assert ctx.verifier is not None
+            # A verifier may run a candidate program or a solver: keep it off the event loop.
+            value = await asyncio.to_thread(ctx.verifier, answer)
+            return Scored(min(1.0, max(0.0, float(value))) if value == value else 0.0)
         assert self.judge is not None
         call = await ctx.invoke(self.judge, role=role, messages=judge_messages(ctx.question, answer),
                                 temperature=0.0)
