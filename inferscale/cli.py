@@ -28,9 +28,19 @@ def _options(args: argparse.Namespace) -> dict[str, str] | None:
     return parse_options(args.option) if args.option else None
 
 
+def _model_flag(raw: str | None) -> list[str] | None:
+    """`--models a,b` → ids; a flag given with no id (`--models ,`) is an error, not the default route."""
+    if raw is None:
+        return None
+    ids = [m.strip() for m in raw.split(",") if m.strip()]
+    if not ids:
+        raise InferscaleError(f"--models {raw!r} names no model id (comma-separated ids, see inferscale models)")
+    return ids
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     engine = _engine()
-    models = [m for m in args.models.split(",")] if args.models else None
+    models = _model_flag(args.models)
     result = engine.ask(
         args.prompt,
         system=args.system,
@@ -71,6 +81,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from .batch import read_jsonl, run_batch_sync
 
     items = read_jsonl(args.file)  # validated before anything runs
+    models = _model_flag(args.models)
     engine = _engine()
 
     def show(out: dict[str, Any]) -> None:
@@ -84,7 +95,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     summary = run_batch_sync(
         engine, items, strategy=args.strategy,
-        models=[m for m in args.models.split(",") if m.strip()] if args.models else None,
+        models=models,
         concurrency=args.concurrency, strategy_options=_options(args), use_cache=not args.no_cache,
         on_result=show,
     )
@@ -162,13 +173,15 @@ def cmd_config(args: argparse.Namespace) -> int:
         t = store.reset()
     else:
         t = store.load()
+    for problem in store.stale_references():
+        print(f"warning: {safe(problem)}", file=sys.stderr)
     print(json.dumps(t.to_dict(), indent=2))
     return 0
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
     """Prepare local model files once (assemble Gemma) and check that everything loads."""
-    from .embeddings import Embedder, fast_model
+    from .embeddings import Embedder, fast_model, verify_fast_model
     from .providers.modelfiles import gemma_path, smollm2_path
     from .settings import Settings
 
@@ -179,18 +192,29 @@ def cmd_setup(args: argparse.Namespace) -> int:
     print(f"gemma:   {gemma_path(settings.models_dir)}")
     Embedder(backend=settings.embedding_backend).embed(["warm-up"])
     print(f"embeddings: all-MiniLM-L6-v2 ({settings.embedding_backend}) ok")
-    fast = fast_model(settings.models_dir, settings.embedding_backend)
-    print(f"fast embeddings (L1 candidate search): {fast or 'unavailable, exact vectors only'}")
+    if settings.embedding_backend == "onnx-int8":
+        try:
+            fast, state = verify_fast_model(settings.models_dir)
+            print(f"fast embeddings (L1 candidate search): {fast} ({state})")
+        except Exception as exc:  # noqa: BLE001 - only costs speed: exact vectors still work
+            print(f"fast embeddings (L1 candidate search): unavailable, exact vectors only ({exc})")
+    else:
+        fast = fast_model(settings.models_dir, settings.embedding_backend)
+        print(f"fast embeddings (L1 candidate search): {fast or 'unavailable, exact vectors only'}")
     _engine()  # creates the database and seeds the registry
     print("database: ok")
     return 0
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
+    import math
+
     from .monitor.seed import seed_home
 
     if args.requests < 0:
         raise InferscaleError("--requests must be >= 0")
+    if not math.isfinite(args.days) or args.days < 0:
+        raise InferscaleError(f"--days must be a finite number >= 0, got {args.days}")
     seed_home(args.home, args.requests, days=args.days, clear=args.clear)
     return 0
 

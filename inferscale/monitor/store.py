@@ -10,10 +10,10 @@ import time
 from typing import Any
 
 from ..db import Database
-from . import owner
 from ..providers.health import Cooldown
 from ..redact import redact
 from ..types import AskResult, MemberResult
+from . import owner
 
 CACHE_LEVELS = ("L1", "L2", "L3", "L4")
 

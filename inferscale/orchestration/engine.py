@@ -23,9 +23,9 @@ from ..embeddings import Embedder, fast_model
 from ..errors import ConfigError, InferscaleError, InvalidPromptError
 from ..limits import MAX_PROMPT_CHARS
 from ..monitor.store import Monitor
-from ..redact import clip
 from ..providers.health import HealthTracker
 from ..providers.llm import call_model, local_cost
+from ..redact import clip
 from ..registry import ModelSpec, Registry
 from ..routing import RouteRequest
 from ..routing.policies import get_router, route
