@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InferscaleError
-from .inputs import MAX_JSON_DEPTH, iter_lines, json_depth, text_problem
+from .inputs import MAX_JSON_DEPTH, InputFileError, iter_lines, json_depth, text_problem
 from .limits import MAX_PROMPT_CHARS
 from .orchestration.strategies import build_strategy
 from .orchestration.strategies.answers import matches
@@ -28,7 +28,7 @@ from .orchestration.strategies.answers import matches
 ALLOWED_KEYS = ("prompt", "system", "id", "expected")
 
 
-class BatchFileError(InferscaleError):
+class BatchFileError(InputFileError):
     """A JSONL batch file that cannot be run; the message names the line."""
 
 
@@ -103,7 +103,7 @@ def read_jsonl(path: str | Path) -> list[BatchItem]:
     p = Path(path)
     items = []
     first_line: dict[str | int, int] = {}
-    for n, text in iter_lines(p):
+    for n, text in iter_lines(p, BatchFileError):
         if (item := parse_line(text, n, p.name)) is None:
             continue
         if item.id in first_line:

@@ -39,33 +39,34 @@ def max_file_bytes() -> int:
     return int(mb * 1024 * 1024)
 
 
-def check_file(path: str | Path) -> Path:
-    """`path` if it is a readable regular file under the cap, else InputFileError saying why."""
+def check_file(path: str | Path, error: type[InferscaleError] = InputFileError) -> Path:
+    """`path` if it is a readable regular file under the cap, else `error` (InputFileError, or
+    the caller's own subclass of InferscaleError) saying why."""
     p = Path(path)
     try:
         st = p.stat()
     except FileNotFoundError:
-        raise InputFileError(f"{p}: no such file") from None
+        raise error(f"{p}: no such file") from None
     except PermissionError:
-        raise InputFileError(f"{p}: permission denied") from None
+        raise error(f"{p}: permission denied") from None
     except OSError as exc:
-        raise InputFileError(f"{p}: cannot read ({exc.strerror or exc})") from None
+        raise error(f"{p}: cannot read ({exc.strerror or exc})") from None
     if stat.S_ISDIR(st.st_mode):
-        raise InputFileError(f"{p}: is a directory, not a file")
+        raise error(f"{p}: is a directory, not a file")
     if not stat.S_ISREG(st.st_mode):
-        raise InputFileError(f"{p}: not a regular file (a device, FIFO or socket)")
+        raise error(f"{p}: not a regular file (a device, FIFO or socket)")
     cap = max_file_bytes()
     if st.st_size > cap:
-        raise InputFileError(f"{p}: {st.st_size / 1e6:.1f} MB, over the {cap / 1048576:g} MB limit "
+        raise error(f"{p}: {st.st_size / 1e6:.1f} MB, over the {cap / 1048576:g} MB limit "
                              "(INFERSCALE_MAX_FILE_MB)")
     if not os.access(p, os.R_OK):
-        raise InputFileError(f"{p}: permission denied")
+        raise error(f"{p}: permission denied")
     return p
 
 
-def read_bytes(path: str | Path) -> bytes:
+def read_bytes(path: str | Path, error: type[InferscaleError] = InputFileError) -> bytes:
     """The whole file, read in chunks and stopped at the cap (a file growing while read too)."""
-    p = check_file(path)
+    p = check_file(path, error)
     cap = max_file_bytes()
     parts, total = [], 0
     try:
@@ -73,44 +74,44 @@ def read_bytes(path: str | Path) -> bytes:
             while chunk := f.read(_CHUNK):
                 total += len(chunk)
                 if total > cap:
-                    raise InputFileError(f"{p}: over the {cap / 1048576:g} MB limit (INFERSCALE_MAX_FILE_MB)")
+                    raise error(f"{p}: over the {cap / 1048576:g} MB limit (INFERSCALE_MAX_FILE_MB)")
                 parts.append(chunk)
     except PermissionError:
-        raise InputFileError(f"{p}: permission denied") from None
+        raise error(f"{p}: permission denied") from None
     except IsADirectoryError:
-        raise InputFileError(f"{p}: is a directory, not a file") from None
+        raise error(f"{p}: is a directory, not a file") from None
     except OSError as exc:
         if exc.errno == errno.EISDIR:
-            raise InputFileError(f"{p}: is a directory, not a file") from None
-        raise InputFileError(f"{p}: cannot read ({exc.strerror or exc})") from None
+            raise error(f"{p}: is a directory, not a file") from None
+        raise error(f"{p}: cannot read ({exc.strerror or exc})") from None
     return b"".join(parts)
 
 
-def read_text(path: str | Path) -> str:
+def read_text(path: str | Path, error: type[InferscaleError] = InputFileError) -> str:
     """The file as UTF-8 text (a leading BOM dropped)."""
     p = Path(path)
-    data = read_bytes(p)
+    data = read_bytes(p, error)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise InputFileError(f"{p}: not UTF-8 text (line {line})") from None
+        raise error(f"{p}: not UTF-8 text (line {line})") from None
     return text.removeprefix(BOM)
 
 
-def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+def iter_lines(path: str | Path, error: type[InferscaleError] = InputFileError) -> Iterator[tuple[int, str]]:
     """(line number, text) for every line of a UTF-8 file (BOM dropped); names the bad line."""
     p = Path(path)
-    data = read_bytes(p)
+    data = read_bytes(p, error)
     for n, raw in enumerate(data.split(b"\n"), start=1):
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise InputFileError(f"{p.name} line {n}: not UTF-8 text") from None
+            raise error(f"{p.name} line {n}: not UTF-8 text") from None
         if n == 1:
             text = text.removeprefix(BOM)
         if len(text) > MAX_LINE_CHARS:
-            raise InputFileError(f"{p.name} line {n}: {len(text):,} characters, over the "
+            raise error(f"{p.name} line {n}: {len(text):,} characters, over the "
                                  f"{MAX_LINE_CHARS:,} a line may hold")
         yield n, text.removesuffix("\r")
 

@@ -256,7 +256,7 @@ class Registry:
         """(the file's specs, one line per existing model it would change). Raises ConfigError for
         a bad file, or for changes to existing models when `replace` is false."""
         p = Path(path)
-        text = read_text(p)
+        text = read_text(p, ConfigError)
         specs = parse_models_yaml(text, source=p.name)
         changes = []
         for spec in specs:

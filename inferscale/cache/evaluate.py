@@ -65,7 +65,7 @@ def load_pairs(path: str | Path) -> list[Pair]:
 
     p = Path(path)
     pairs = []
-    for n, line in iter_lines(p):  # a regular file under the size cap; names the path's problem
+    for n, line in iter_lines(p, InferscaleError):  # a regular file under the size cap; names the path's problem
         if not line.strip():
             continue
         where = f"{p.name} line {n}"
