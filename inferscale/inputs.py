@@ -27,8 +27,8 @@ class InputFileError(InferscaleError):
     unreadable, too large, not UTF-8. The message names the path and the problem."""
 
 
-def max_file_bytes() -> int:
-    """The size cap: INFERSCALE_MAX_FILE_MB (default 50 MB)."""
+def max_file_mb() -> float:
+    """The size cap in MB (2**20 bytes): INFERSCALE_MAX_FILE_MB, default 50."""
     raw = os.environ.get("INFERSCALE_MAX_FILE_MB", "")
     try:
         mb = float(raw) if raw.strip() else DEFAULT_MAX_FILE_MB
@@ -36,7 +36,16 @@ def max_file_bytes() -> int:
         raise InputFileError(f"INFERSCALE_MAX_FILE_MB={raw!r} is not a number") from None
     if not mb > 0 or mb == float("inf"):
         raise InputFileError(f"INFERSCALE_MAX_FILE_MB={raw!r} must be a finite number > 0")
-    return int(mb * 1024 * 1024)
+    return mb
+
+
+def max_file_bytes() -> int:
+    return int(max_file_mb() * 1024 * 1024)
+
+
+def _over(p: Path, size: int | None = None) -> str:
+    got = f"{size:,} bytes, " if size is not None else ""
+    return f"{p}: {got}over the {max_file_mb():g} MB limit (INFERSCALE_MAX_FILE_MB)"
 
 
 def check_file(path: str | Path, error: type[InferscaleError] = InputFileError) -> Path:
@@ -57,8 +66,7 @@ def check_file(path: str | Path, error: type[InferscaleError] = InputFileError) 
         raise error(f"{p}: not a regular file (a device, FIFO or socket)")
     cap = max_file_bytes()
     if st.st_size > cap:
-        raise error(f"{p}: {st.st_size / 1e6:.1f} MB, over the {cap / 1048576:g} MB limit "
-                             "(INFERSCALE_MAX_FILE_MB)")
+        raise error(_over(p, st.st_size))
     if not os.access(p, os.R_OK):
         raise error(f"{p}: permission denied")
     return p
@@ -74,7 +82,7 @@ def read_bytes(path: str | Path, error: type[InferscaleError] = InputFileError) 
             while chunk := f.read(_CHUNK):
                 total += len(chunk)
                 if total > cap:
-                    raise error(f"{p}: over the {cap / 1048576:g} MB limit (INFERSCALE_MAX_FILE_MB)")
+                    raise error(_over(p))
                 parts.append(chunk)
     except PermissionError:
         raise error(f"{p}: permission denied") from None
