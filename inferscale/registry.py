@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -18,6 +19,7 @@ from .db import Database
 from .errors import ConfigError, ModelUnavailableError, UnknownModelError
 from .inputs import MAX_JSON_DEPTH, json_depth, read_text
 
+log = logging.getLogger("inferscale.registry")
 LOCAL_PREFIX = "local/"
 MAX_ID_CHARS = 200
 MAX_LISTED_IDS = 10  # an unknown-id error lists this many known ids, then "… and N more"
@@ -206,8 +208,17 @@ class Registry:
             self.import_yaml(seed, _initial=True)
 
     def list(self) -> list[ModelSpec]:
-        rows = self._dbh.db.query("SELECT spec FROM models ORDER BY position, id")
-        return [ModelSpec.model_validate_json(r["spec"]) for r in rows]
+        rows = self._dbh.db.query("SELECT id, spec FROM models ORDER BY position, id")
+        specs = []
+        for r in rows:
+            try:
+                specs.append(ModelSpec.model_validate_json(r["spec"]))
+            except ValidationError as exc:
+                # Stored by an older, laxer version (a javascript: api_base, an id with escape
+                # characters): unusable now, so left out rather than breaking every request.
+                log.warning("registry entry %r is no longer valid, ignored: %s", r["id"],
+                            _format_validation(exc, "models"))
+        return specs
 
     def get(self, model_id: str) -> ModelSpec:
         row = self._dbh.db.execute("SELECT spec FROM models WHERE id = ?", [model_id]).fetchone()
@@ -216,7 +227,11 @@ class Registry:
                 "SELECT id FROM models ORDER BY position, id LIMIT ?", [MAX_LISTED_IDS]).fetchall()]
             total = self._dbh.db.execute("SELECT COUNT(*) FROM models").fetchone()[0]
             raise UnknownModelError(unknown_id_message(model_id, known, total))
-        return ModelSpec.model_validate_json(row[0])
+        try:
+            return ModelSpec.model_validate_json(row[0])
+        except ValidationError as exc:
+            raise ConfigError(f"stored entry {model_id!r} is invalid: {_format_validation(exc, 'models')} "
+                              "(re-import it with models import --replace)") from None
 
     def available(self) -> list[ModelSpec]:
         return [s for s in self.list() if s.unavailable_reason() is None]
