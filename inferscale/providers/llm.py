@@ -144,8 +144,8 @@ async def _one_attempt(
         received, cap = 0, answer_char_cap(kw.get("max_tokens"))
         async for chunk in stream:
             delta = chunk.choices[0].delta.content if chunk.choices else None
-            if received > cap and delta:
-                continue  # past the cap: drain the stream (for usage) without keeping the text
+            if received > cap:
+                break  # past the cap: stop reading (the answer is cut to the cap anyway)
             chunks.append(chunk)
             if delta:
                 received += len(delta)
