@@ -16,12 +16,14 @@ include_synthetic = st.toggle("Include synthetic rows", value=True, key="overvie
                               help="Rows created by `inferscale seed` are marked synthetic.")
 summary, recent = overview_data(str(engine.settings.db_path), include_synthetic)
 
-c = st.columns(5)
+c = st.columns(6)
 c[0].metric("Requests", f"{summary['requests']:,}", help=f"{summary['failed']:,} failed")
 c[1].metric("Spent", money(summary["cost_usd"]))
 c[2].metric("Saved by the cache", money(summary["saved_usd"]))
 c[3].metric("Latency p50", ms(summary["latency_p50_ms"]))
 c[4].metric("Failed", f"{summary['failed']:,}")
+c[5].metric("Interrupted", f"{summary.get('interrupted', 0):,}",
+            help="Left running by a process that died (kill -9, crash); marked at the next start.")
 
 st.subheader("Cache hit rate per level")
 levels = summary["cache"]

@@ -1,7 +1,9 @@
 """Playground rendering: live member cards while a request runs, then the result.
 
 Model output is always rendered with `st.markdown` *without* `unsafe_allow_html`, so HTML in an
-answer (`<script>`, `<img onerror=…>`) is shown as text and never injected into the page.
+answer (`<script>`, `<img onerror=…>`) is shown as text and never injected into the page; and it
+goes through `dashboard/safe.py` first, so no image or other resource is fetched and every link
+target is shown as text. Provider errors are plain text.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from inferscale.orchestration.engine import Event
 from inferscale.types import AskResult, MemberResult
 
 from .common import LEVEL_NAMES, code_span, money, ms
+from .safe import plain, render_answer
 from .structure import render_structure
 
 REFRESH_S = 0.1  # redraw streaming cards at most this often
@@ -81,9 +84,11 @@ def render_member(card: _Card, m: MemberResult, hit_level: str = "L3") -> None:
         st.caption(member_line(m, hit_level))
     with card.body.container():
         if m.error:
-            st.error(m.error, icon=":material/error:")
+            st.error(plain(m.error), icon=":material/error:")
         else:
-            st.markdown(m.answer or "")  # no unsafe_allow_html: HTML stays text
+            render_answer(m.answer)  # disarmed Markdown, no unsafe_allow_html: HTML stays text
+            if getattr(m, "truncated", False):
+                st.caption("Answer cut: the provider sent more than max_tokens allows.")
     card.done = True
 
 
@@ -139,7 +144,8 @@ def _apply(ev: Event, cards: _Cards, status: Any) -> None:
 def _redraw(cards: _Cards) -> None:
     for c in cards.cards:
         if c.dirty and not c.done:
-            c.body.markdown(c.text + " ▌")  # streamed text, still without HTML
+            with c.body.container():
+                render_answer(c.text, " ▌")  # streamed text, disarmed the same way
             c.dirty = False
 
 
@@ -155,7 +161,7 @@ def render_cards(result: AskResult) -> None:
 def render_result(result: AskResult) -> None:
     st.markdown("#### Final answer")
     with st.container(border=True, key="pg_final"):
-        st.markdown(result.answer)  # no unsafe_allow_html
+        render_answer(result.answer)  # disarmed Markdown, no unsafe_allow_html
     c = st.columns(5)
     label = "Agreement" if result.strategy == "ensemble" else "Confidence"
     c[0].metric(label, "–" if result.confidence is None else f"{result.confidence:.2f}",

@@ -18,6 +18,7 @@ import streamlit as st
 from inferscale.types import AskResult, MemberResult
 
 from .common import money
+from .safe import plain
 
 EXCERPT = 80  # characters of an answer shown in tables and hover text
 _MARGIN = {"l": 10, "r": 10, "t": 10, "b": 10}
@@ -169,7 +170,7 @@ def render_moa(detail: dict[str, Any], members: Sequence[MemberResult]) -> None:
         m = _member(members, agg.get("call"))
         st.text(f"Aggregator: {agg.get('model')} ({'ok' if agg.get('ok') else 'failed'})")
         if m is not None and m.error:
-            st.caption(f"Aggregator error: {m.error}")
+            st.caption(plain(f"Aggregator error: {m.error}"))
     elif detail.get("consensus_skip"):
         st.text("Aggregator skipped: the proposers already agreed")
     else:
@@ -287,7 +288,7 @@ def render_structure(result: AskResult) -> None:
     try:
         render(detail, result.members)
     except Exception as exc:  # noqa: BLE001 - a malformed detail must not break the page
-        st.warning(f"Could not draw the {detail.get('kind')} structure ({type(exc).__name__}: {exc})")
+        st.warning(plain(f"Could not draw the {detail.get('kind')} structure ({type(exc).__name__}: {exc})"))
         st.json(detail, expanded=True)
         return
     with st.expander("Strategy detail (raw JSON)", expanded=False):

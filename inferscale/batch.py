@@ -20,13 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InferscaleError
+from .inputs import MAX_JSON_DEPTH, InputFileError, iter_lines, json_depth, text_problem
+from .limits import MAX_PROMPT_CHARS
 from .orchestration.strategies import build_strategy
 from .orchestration.strategies.answers import matches
 
 ALLOWED_KEYS = ("prompt", "system", "id", "expected")
 
 
-class BatchFileError(InferscaleError):
+class BatchFileError(InputFileError):
     """A JSONL batch file that cannot be run; the message names the line."""
 
 
@@ -63,6 +65,10 @@ def parse_line(raw: str, line: int, where: str = "batch file") -> BatchItem | No
         obj = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise BatchFileError(f"{at}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise BatchFileError(f"{at}: JSON nested too deeply (at most {MAX_JSON_DEPTH} levels)") from None
+    if json_depth(obj) > MAX_JSON_DEPTH:
+        raise BatchFileError(f"{at}: JSON nested too deeply (at most {MAX_JSON_DEPTH} levels)")
     if not isinstance(obj, dict):
         raise BatchFileError(f"{at}: expected a JSON object like {{\"prompt\": \"...\"}}")
     unknown = sorted(set(obj) - set(ALLOWED_KEYS))
@@ -80,25 +86,31 @@ def parse_line(raw: str, line: int, where: str = "batch file") -> BatchItem | No
     expected = obj.get("expected")
     if expected is not None and (not isinstance(expected, str | int | float) or isinstance(expected, bool)):
         raise BatchFileError(f"{at}: \"expected\" must be a string or a number")
+    # Found now, not when the request runs: a NUL or a lone surrogate ("\ud800" is valid JSON)
+    # cannot be sent to any model.
+    for name, value in (("prompt", prompt), ("system", system), ("id", ident), ("expected", expected)):
+        if isinstance(value, str) and (why := text_problem(value)):
+            raise BatchFileError(f"{at}: \"{name}\" {why}")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise BatchFileError(f"{at}: \"prompt\" has {len(prompt):,} characters, over the "
+                             f"{MAX_PROMPT_CHARS:,} limit")
     return BatchItem(line, ident, prompt, system, None if expected is None else str(expected))
 
 
 def read_jsonl(path: str | Path) -> list[BatchItem]:
+    """Every request of a JSONL file, validated before anything runs (a regular file under the
+    size cap, a BOM accepted, duplicate ids refused with their line numbers)."""
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise BatchFileError(f"{p}: no such file") from None
-    except OSError as exc:
-        raise BatchFileError(f"{p}: cannot read ({exc.strerror})") from None
     items = []
-    for n, raw in enumerate(data.split(b"\n"), start=1):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise BatchFileError(f"{p.name} line {n}: not UTF-8 text") from None
-        if (item := parse_line(text, n, p.name)) is not None:
-            items.append(item)
+    first_line: dict[str | int, int] = {}
+    for n, text in iter_lines(p, BatchFileError):
+        if (item := parse_line(text, n, p.name)) is None:
+            continue
+        if item.id in first_line:
+            raise BatchFileError(f"{p.name} line {n}: duplicate id {item.id!r} (first on line "
+                                 f"{first_line[item.id]}); ids must be unique")
+        first_line[item.id] = n
+        items.append(item)
     if not items:
         raise BatchFileError(f"{p.name}: no requests (one JSON object per line, e.g. {{\"prompt\": \"hi\"}})")
     return items

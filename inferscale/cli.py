@@ -11,6 +11,8 @@ import sys
 from typing import Any, NoReturn
 
 from .errors import InferscaleError
+from .redact import clip, redact
+from .terminal import safe
 
 
 def _engine() -> Any:
@@ -26,9 +28,19 @@ def _options(args: argparse.Namespace) -> dict[str, str] | None:
     return parse_options(args.option) if args.option else None
 
 
+def _model_flag(raw: str | None) -> list[str] | None:
+    """`--models a,b` → ids; a flag given with no id (`--models ,`) is an error, not the default route."""
+    if raw is None:
+        return None
+    ids = [m.strip() for m in raw.split(",") if m.strip()]
+    if not ids:
+        raise InferscaleError(f"--models {raw!r} names no model id (comma-separated ids, see inferscale models)")
+    return ids
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     engine = _engine()
-    models = [m for m in args.models.split(",")] if args.models else None
+    models = _model_flag(args.models)
     result = engine.ask(
         args.prompt,
         system=args.system,
@@ -42,24 +54,25 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_json(), ensure_ascii=False))
         return 0
-    print(result.answer)
+    print(safe(result.answer, multiline=True))
     print()
     r = result.routing
-    print(f"strategy: {result.strategy}   models: {', '.join(r.models)}   "
+    print(f"strategy: {result.strategy}   models: {', '.join(safe(m) for m in r.models)}   "
           f"cost: ${result.cost_usd:.6f}   latency: {result.latency_ms:.0f} ms"
           + (f"   confidence: {result.confidence:.2f}" if result.confidence is not None else ""))
-    print(f"routing: {r.reason}")
+    print(f"routing: {safe(r.reason)}")
     if result.cache:
         print(f"cache: {result.cache.level} hit (saved ${result.cache.saved_usd:.6f}, "
               f"{result.cache.saved_ms:.0f} ms)")
     for m in result.members:
-        status = m.error or f"{m.latency_ms:.0f} ms, {m.tokens_in}+{m.tokens_out} tokens"
+        status = safe(m.error) if m.error else f"{m.latency_ms:.0f} ms, {m.tokens_in}+{m.tokens_out} tokens"
         role = f" [{m.role}]" if m.role else ""
-        print(f"  - {m.model}{role}{' (cached)' if m.cached else ''}: {status}")
+        cut = " (answer truncated)" if getattr(m, "truncated", False) else ""
+        print(f"  - {safe(m.model)}{role}{' (cached)' if m.cached else ''}: {status}{cut}")
     from .orchestration.strategies import describe
 
     if line := describe(result.detail):
-        print(line)
+        print(safe(line))
     return 0
 
 
@@ -69,6 +82,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from .batch import read_jsonl, run_batch_sync
 
     items = read_jsonl(args.file)  # validated before anything runs
+    models = _model_flag(args.models)
     engine = _engine()
 
     def show(out: dict[str, Any]) -> None:
@@ -78,11 +92,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
         answer = out.get("answer")
         text = " ".join(answer.split())[:100] if answer else f"error: {out.get('error')}"
         mark = "" if "correct" not in out else (" ✓" if out["correct"] else " ✗")
-        print(f"[{out['id']}]{mark} {text}", flush=True)
+        print(safe(f"[{out['id']}]{mark} {text}"), flush=True)
 
     summary = run_batch_sync(
         engine, items, strategy=args.strategy,
-        models=[m for m in args.models.split(",") if m.strip()] if args.models else None,
+        models=models,
         concurrency=args.concurrency, strategy_options=_options(args), use_cache=not args.no_cache,
         on_result=show,
     )
@@ -101,14 +115,17 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.action == "import":
         if not args.target:
             raise InferscaleError("models import needs a FILE.yaml")
-        specs = reg.import_yaml(args.target)
-        print(f"imported {len(specs)} model(s): {', '.join(s.id for s in specs)}")
+        specs, changes = reg.plan_import(args.target, replace=args.replace)
+        reg.upsert(specs)
+        print(f"imported {len(specs)} model(s): {', '.join(safe(s.id) for s in specs)}")
+        for line in changes:
+            print(f"  replaced {safe(line)}")
         return 0
     if args.action in ("enable", "disable"):
         if not args.target:
             raise InferscaleError(f"models {args.action} needs a model ID")
         spec = reg.set_enabled(args.target, args.action == "enable")
-        print(f"{spec.id}: {'enabled' if spec.enabled else 'disabled'}")
+        print(f"{safe(spec.id)}: {'enabled' if spec.enabled else 'disabled'}")
         return 0
     if args.json:
         print(reg.to_json())
@@ -121,7 +138,8 @@ def cmd_models(args: argparse.Namespace) -> int:
             f"${s.input_price_per_1m}/{s.output_price_per_1m} per 1M" if s.input_price_per_1m is not None
             else "litellm cost map"
         )
-        print(f"{s.id:32} {s.model:40} {state:24} q={s.quality_prior:.2f} ctx={s.context_window:<8} {price}")
+        print(f"{safe(s.id):32} {safe(s.model):40} {state:24} q={s.quality_prior:.2f} "
+              f"ctx={s.context_window:<8} {price}")
     return 0
 
 
@@ -130,7 +148,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(stats))
         return 0
-    print(f"requests: {stats['requests']} (ok {stats['requests_ok']}, failed {stats['requests_failed']})")
+    print(f"requests: {stats['requests']} (ok {stats['requests_ok']}, failed {stats['requests_failed']}, "
+          f"interrupted {stats['requests_interrupted']}, running {stats['requests_running']})")
     print(f"cost: ${stats['cost_usd']:.6f}   saved by cache: ${stats['saved_usd']:.6f}")
     for level, c in stats["cache"].items():
         rate = "-" if c["hit_rate"] is None else f"{c['hit_rate']:.1%}"
@@ -138,10 +157,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
     for model, m in stats["models"].items():
         p50 = "-" if m["latency_p50_ms"] is None else f"{m['latency_p50_ms']:.0f}"
         p95 = "-" if m["latency_p95_ms"] is None else f"{m['latency_p95_ms']:.0f}"
-        print(f"  {model}: {m['calls']} calls, {m['errors']} errors, p50 {p50} ms, p95 {p95} ms")
+        print(f"  {safe(model)}: {m['calls']} calls, {m['errors']} errors, p50 {p50} ms, p95 {p95} ms")
     for model, c in stats.get("cooldowns", {}).items():
         state = f"cooling down for {c['remaining_s']:.0f} s" if c["cooling_down"] else "healthy"
-        print(f"  {model}: {state} ({c['cooldowns']} cooldown(s), last: {c['last_error_class']})")
+        print(f"  {safe(model)}: {state} ({c['cooldowns']} cooldown(s), last: {safe(c['last_error_class'])})")
     return 0
 
 
@@ -155,13 +174,15 @@ def cmd_config(args: argparse.Namespace) -> int:
         t = store.reset()
     else:
         t = store.load()
+    for problem in store.stale_references():
+        print(f"warning: {safe(problem)}", file=sys.stderr)
     print(json.dumps(t.to_dict(), indent=2))
     return 0
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
     """Prepare local model files once (assemble Gemma) and check that everything loads."""
-    from .embeddings import Embedder, fast_model
+    from .embeddings import Embedder, fast_model, verify_fast_model
     from .providers.modelfiles import gemma_path, smollm2_path
     from .settings import Settings
 
@@ -172,18 +193,29 @@ def cmd_setup(args: argparse.Namespace) -> int:
     print(f"gemma:   {gemma_path(settings.models_dir)}")
     Embedder(backend=settings.embedding_backend).embed(["warm-up"])
     print(f"embeddings: all-MiniLM-L6-v2 ({settings.embedding_backend}) ok")
-    fast = fast_model(settings.models_dir, settings.embedding_backend)
-    print(f"fast embeddings (L1 candidate search): {fast or 'unavailable, exact vectors only'}")
+    if settings.embedding_backend == "onnx-int8":
+        try:
+            fast, state = verify_fast_model(settings.models_dir)
+            print(f"fast embeddings (L1 candidate search): {fast} ({state})")
+        except Exception as exc:  # noqa: BLE001 - only costs speed: exact vectors still work
+            print(f"fast embeddings (L1 candidate search): unavailable, exact vectors only ({exc})")
+    else:
+        fast = fast_model(settings.models_dir, settings.embedding_backend)
+        print(f"fast embeddings (L1 candidate search): {fast or 'unavailable, exact vectors only'}")
     _engine()  # creates the database and seeds the registry
     print("database: ok")
     return 0
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
+    import math
+
     from .monitor.seed import seed_home
 
     if args.requests < 0:
         raise InferscaleError("--requests must be >= 0")
+    if not math.isfinite(args.days) or args.days < 0:
+        raise InferscaleError(f"--days must be a finite number >= 0, got {args.days}")
     seed_home(args.home, args.requests, days=args.days, clear=args.clear)
     return 0
 
@@ -270,6 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("action", nargs="?", choices=["list", "import", "enable", "disable"], default="list")
     m.add_argument("target", nargs="?")
     m.add_argument("--json", action="store_true")
+    m.add_argument("--replace", action="store_true",
+                   help="import: let the file change models that already exist (and list the changes)")
     m.set_defaults(fn=cmd_models)
 
     s = sub.add_parser("stats", help="requests, cache hit rates, cost, latency")
@@ -309,13 +343,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.fn(args) or 0)
     except InferscaleError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        # Redacted first, then escaped: a provider's text may carry a key or terminal sequences.
+        print(f"error: {safe(redact(str(exc)))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the contract is one line, never a traceback
-        print(f"error: {type(exc).__name__}: {' '.join(str(exc).split())[:400]}", file=sys.stderr)
+        print(f"error: {type(exc).__name__}: {safe(clip(str(exc), 400))}", file=sys.stderr)
         return 1
 
 

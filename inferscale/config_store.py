@@ -6,6 +6,7 @@ import json
 import time
 
 from .db import Database
+from .errors import ConfigError
 from .settings import Tunables
 
 
@@ -22,6 +23,7 @@ class TunablesStore:
 
     def save(self, tunables: Tunables) -> Tunables:
         tunables.validate()  # raises ConfigError before anything is written
+        self._check_changes(tunables)
         now = time.time()
         with self._dbh.tx() as db:
             for key, value in tunables.to_dict().items():
@@ -32,7 +34,47 @@ class TunablesStore:
         return tunables
 
     def set(self, key: str, raw: str) -> Tunables:
-        return self.save(self.load().with_value(key, raw))
+        new = self.load().with_value(key, raw)
+        if key in ("fixed_models", "complexity_thresholds") and raw.strip() and not getattr(new, key):
+            raise ConfigError(f"{key}: no values in {raw!r} (give a comma-separated list)")
+        return self.save(new)
+
+    def _check_changes(self, new: Tunables) -> None:
+        """Checks against the registry, where a value is set (CLI or Tuning page): a model id that
+        does not exist is refused then, not found out when the router silently ignores it."""
+        from .registry import Registry, unknown_id_message
+
+        old = self.load()
+        if new.complexity_thresholds != old.complexity_thresholds and not new.complexity_thresholds:
+            raise ConfigError("complexity_thresholds: give at least one threshold in [0, 1]")
+        wanted = []
+        if new.fixed_models != old.fixed_models:
+            wanted += [("fixed_models", m) for m in new.fixed_models]
+        if new.judge_model != old.judge_model and new.judge_model:
+            wanted.append(("judge_model", new.judge_model))
+        if not wanted:
+            return
+        known = [s.id for s in Registry(self._dbh).list()]
+        for key, model_id in wanted:
+            if model_id not in known:
+                raise ConfigError(f"{key}: {unknown_id_message(model_id, known)}")
+
+    def stale_references(self) -> list[str]:
+        """Model ids the stored tunables name that are missing or unavailable now (a model removed
+        or disabled after it was set), one sentence each."""
+        from .registry import Registry
+
+        tun = self.load()
+        specs = {s.id: s for s in Registry(self._dbh).list()}
+        out = []
+        for key, ids in (("fixed_models", tun.fixed_models), ("judge_model", (tun.judge_model,))):
+            for model_id in (i for i in ids if i):
+                spec = specs.get(model_id)
+                if spec is None:
+                    out.append(f"{key} names {model_id!r}, which is not in the registry")
+                elif why := spec.unavailable_reason():
+                    out.append(f"{key} names {model_id!r}, which is unavailable: {why}")
+        return out
 
     def reset(self) -> Tunables:
         with self._dbh.tx() as db:

@@ -14,7 +14,12 @@ from pathlib import Path
 
 import sqlite_utils
 
+from .errors import InferscaleError
 from .monitor.migrations import apply_migrations
+
+
+class DatabaseFileError(InferscaleError):
+    """The SQLite file cannot be opened as a database (corrupt, not SQLite, unreadable)."""
 
 
 class Database:
@@ -22,7 +27,13 @@ class Database:
         self.path = path
         self._local = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
-        apply_migrations(self.db)
+        try:
+            apply_migrations(self.db)
+        except sqlite3.DatabaseError as exc:
+            # "file is not a database" alone does not say which file, nor what to do about it.
+            self.close()
+            raise DatabaseFileError(f"{path}: {exc} (move the file aside to start a fresh "
+                                    "database, or point INFERSCALE_HOME elsewhere)") from None
 
     @property
     def db(self) -> sqlite_utils.Database:

@@ -87,10 +87,49 @@ def build_fast_model(models_dir: Path) -> Path:
         finally:
             root.setLevel(level)
         os.replace(tmp, target)
+        _checksum_path(target).write_text(_sha256(target) + "\n", encoding="utf-8")
     finally:
         folded.unlink(missing_ok=True)
         tmp.unlink(missing_ok=True)
     return target
+
+
+def _checksum_path(graph: Path) -> Path:
+    return graph.with_name(graph.name + ".sha256")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify_fast_model(models_dir: Path) -> tuple[Path, str]:
+    """(the fast graph, what was done): a graph whose checksum (stored beside it when it was
+    built) does not match, or that onnxruntime cannot load, is deleted and rebuilt."""
+    target = models_dir / FAST_MODEL_FILE
+    if not target.exists():
+        return build_fast_model(models_dir), "built"
+    stored = _checksum_path(target)
+    expected = stored.read_text(encoding="utf-8").strip() if stored.exists() else None
+    if expected is not None and expected == _sha256(target):
+        return target, "checksum ok"
+    if expected is None:  # built before checksums were stored: trust it only if it loads
+        try:
+            import onnxruntime as ort
+
+            ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+        except Exception:  # noqa: BLE001 - any load failure means the file is unusable
+            pass
+        else:
+            stored.write_text(_sha256(target) + "\n", encoding="utf-8")
+            return target, "loads; checksum stored"
+    log.warning("fast embedding graph %s is corrupt (checksum mismatch or unloadable): rebuilding", target)
+    target.unlink(missing_ok=True)
+    stored.unlink(missing_ok=True)
+    return build_fast_model(models_dir), "corrupt, rebuilt"
 
 
 def fast_model(models_dir: Path, backend: str = "onnx-int8") -> Path | None:

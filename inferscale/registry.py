@@ -3,19 +3,46 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .db import Database
 from .errors import ConfigError, ModelUnavailableError, UnknownModelError
+from .inputs import MAX_JSON_DEPTH, json_depth, read_text
 
+log = logging.getLogger("inferscale.registry")
 LOCAL_PREFIX = "local/"
+MAX_ID_CHARS = 200
+MAX_LISTED_IDS = 10  # an unknown-id error lists this many known ids, then "… and N more"
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+
+
+def looks_like_env_name(v: str) -> bool:
+    """An environment variable name, not a pasted key: letters, digits and underscores in one case
+    (keys mix cases), and not a long run of letters and digits without any underscore."""
+    if not _ENV_NAME.match(v) or v.startswith("sk-"):
+        return False
+    if v != v.upper() and v != v.lower():
+        return False
+    return not ("_" not in v and len(v) >= 20 and any(c.isdigit() for c in v))
+
+
+def unknown_id_message(model_id: str, known: list[str], total: int | None = None) -> str:
+    """At most MAX_LISTED_IDS of the known ids (a registry may hold 20,000), then how many more."""
+    total = len(known) if total is None else total
+    shown = ", ".join(known[:MAX_LISTED_IDS])
+    rest = total - min(len(known), MAX_LISTED_IDS)
+    more = f" … and {rest} more (inferscale models)" if rest > 0 else ""
+    return f"unknown model id {model_id!r}; known: {shown}{more}"
 
 
 class ModelSpec(BaseModel):
@@ -49,9 +76,55 @@ class ModelSpec(BaseModel):
     @classmethod
     def _env_name(cls, v: str | None) -> str | None:
         # Guard against a pasted key: the field holds a variable *name*.
-        if v is not None and (not v.replace("_", "").isalnum() or v.startswith("sk-")):
+        if v is not None and not looks_like_env_name(v):
             raise ValueError("must be an environment variable name such as OPENAI_API_KEY, not a key")
         return v
+
+    @field_validator("id", "model")
+    @classmethod
+    def _printable_name(cls, v: str) -> str:
+        # Printed by `models`, `ask`, the dashboard: no NUL, control or terminal escape characters.
+        if len(v) > MAX_ID_CHARS:
+            raise ValueError(f"at most {MAX_ID_CHARS} characters")
+        if not v.isprintable() or v != v.strip():
+            raise ValueError("must be printable text without control characters or surrounding spaces")
+        return v
+
+    @field_validator("api_base")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        parsed = urlparse(v)
+        if (len(v) > 2048 or not v.isprintable() or parsed.scheme not in ("http", "https")
+                or not parsed.netloc or " " in v):
+            raise ValueError("must be an http:// or https:// URL")
+        return v
+
+    @field_validator("tags")
+    @classmethod
+    def _printable_tags(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if len(v) > 32 or any(len(t) > 64 or not t.isprintable() for t in v):
+            raise ValueError("at most 32 printable tags of at most 64 characters")
+        return v
+
+    @field_validator("notes")
+    @classmethod
+    def _printable_notes(cls, v: str) -> str:
+        if len(v) > 4000 or not v.replace("\n", "").replace("\t", "").isprintable():
+            raise ValueError("at most 4000 characters of printable text")
+        return v
+
+    @model_validator(mode="after")
+    def _local_reserved(self) -> ModelSpec:
+        # An import must not be able to pass a remote server off as a built-in local model (the
+        # CLI would show it local and free while prompts and the bearer key went elsewhere).
+        if self.id.startswith(LOCAL_PREFIX) and (not self.model.startswith(LOCAL_PREFIX) or self.api_base):
+            raise ValueError(f"ids under {LOCAL_PREFIX!r} are reserved for the local provider "
+                             f"(model: local/…, no api_base)")
+        if self.model.startswith(LOCAL_PREFIX) and (self.api_base or self.api_key_env):
+            raise ValueError("a local/ model runs in-process: no api_base or api_key_env")
+        return self
 
     @property
     def is_local(self) -> bool:
@@ -94,6 +167,10 @@ def parse_models_yaml(text: str, source: str = "models.yaml") -> list[ModelSpec]
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{source}: malformed YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: YAML nested too deeply") from None
+    if json_depth(doc) > MAX_JSON_DEPTH:
+        raise ConfigError(f"{source}: YAML nested too deeply (at most {MAX_JSON_DEPTH} levels)")
     if not isinstance(doc, dict) or not isinstance(doc.get("models"), list):
         raise ConfigError(f"{source}: expected a top-level key 'models:' holding a list")
     extra = sorted(set(doc) - {"models"})
@@ -131,15 +208,30 @@ class Registry:
             self.import_yaml(seed, _initial=True)
 
     def list(self) -> list[ModelSpec]:
-        rows = self._dbh.db.query("SELECT spec FROM models ORDER BY position, id")
-        return [ModelSpec.model_validate_json(r["spec"]) for r in rows]
+        rows = self._dbh.db.query("SELECT id, spec FROM models ORDER BY position, id")
+        specs = []
+        for r in rows:
+            try:
+                specs.append(ModelSpec.model_validate_json(r["spec"]))
+            except ValidationError as exc:
+                # Stored by an older, laxer version (a javascript: api_base, an id with escape
+                # characters): unusable now, so left out rather than breaking every request.
+                log.warning("registry entry %r is no longer valid, ignored: %s", r["id"],
+                            _format_validation(exc, "models"))
+        return specs
 
     def get(self, model_id: str) -> ModelSpec:
         row = self._dbh.db.execute("SELECT spec FROM models WHERE id = ?", [model_id]).fetchone()
         if row is None:
-            known = ", ".join(s.id for s in self.list())
-            raise UnknownModelError(f"unknown model id {model_id!r}; known: {known}")
-        return ModelSpec.model_validate_json(row[0])
+            known = [r[0] for r in self._dbh.db.execute(
+                "SELECT id FROM models ORDER BY position, id LIMIT ?", [MAX_LISTED_IDS]).fetchall()]
+            total = self._dbh.db.execute("SELECT COUNT(*) FROM models").fetchone()[0]
+            raise UnknownModelError(unknown_id_message(model_id, known, total))
+        try:
+            return ModelSpec.model_validate_json(row[0])
+        except ValidationError as exc:
+            raise ConfigError(f"stored entry {model_id!r} is invalid: {_format_validation(exc, 'models')} "
+                              "(re-import it with models import --replace)") from None
 
     def available(self) -> list[ModelSpec]:
         return [s for s in self.list() if s.unavailable_reason() is None]
@@ -168,18 +260,34 @@ class Registry:
                 [spec.id, spec.model_dump_json(), int(spec.enabled), pos, time.time()],
             )
 
-    def import_yaml(self, path: Path | str, _initial: bool = False) -> list[ModelSpec]:
-        """Validate the whole file, then merge it in (existing models not in the file are kept)."""
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(f"{p}: no such file") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"{p}: not UTF-8 text") from None
-        specs = parse_models_yaml(text, source=p.name)
+    def import_yaml(self, path: Path | str, _initial: bool = False, replace: bool = False) -> list[ModelSpec]:
+        """Validate the whole file, then merge it in (existing models not in the file are kept).
+        An entry that would change an existing model is refused unless `replace`."""
+        specs, _ = self.plan_import(path, replace=replace)
         self.upsert(specs)
         return specs
+
+    def plan_import(self, path: Path | str, replace: bool = False) -> tuple[list[ModelSpec], list[str]]:
+        """(the file's specs, one line per existing model it would change). Raises ConfigError for
+        a bad file, or for changes to existing models when `replace` is false."""
+        p = Path(path)
+        text = read_text(p, ConfigError)
+        specs = parse_models_yaml(text, source=p.name)
+        changes = []
+        for spec in specs:
+            row = self._dbh.db.execute("SELECT spec FROM models WHERE id = ?", [spec.id]).fetchone()
+            if row is None:
+                continue
+            old = ModelSpec.model_validate_json(row[0])
+            diff = [f"{k} {getattr(old, k)!r} → {getattr(spec, k)!r}" for k in ModelSpec.model_fields
+                    if getattr(old, k) != getattr(spec, k)]
+            if diff:
+                changes.append(f"{spec.id}: " + ", ".join(diff))
+        if changes and not replace:
+            ids = ", ".join(c.split(": ", 1)[0] for c in changes[:MAX_LISTED_IDS])
+            raise ConfigError(f"{p.name}: would replace existing model(s) {ids}; nothing imported "
+                              "(pass --replace to replace them)")
+        return specs, changes
 
     def set_enabled(self, model_id: str, enabled: bool) -> ModelSpec:
         spec = self.get(model_id)

@@ -43,7 +43,12 @@ class Settings:
     models_yaml: Path = DEFAULT_MODELS_YAML
     n_threads: int = 2
     cpu_hour_usd: float = 0.05  # price of one CPU-hour; local call cost = seconds x this / 3600
-    call_timeout_s: float = 120.0  # per attempt; a model's own `timeout_s` overrides it
+    # Per attempt; a model's own `timeout_s` overrides it. Remote: a provider silent for 60 s on a
+    # request capped at max_tokens is stuck, and a retry costs another full wait. Local: calls to
+    # one model queue on its lock on a 2-core machine (an ensemble or a batch waits its turn), and
+    # that wait counts, so local models get longer.
+    call_timeout_s: float = 60.0
+    local_timeout_s: float = 180.0
     retry_backoff_s: float = 0.25  # first wait before a retry; doubles each attempt, with jitter
     retry_backoff_max_s: float = 8.0
     retry_after_max_s: float = 30.0  # a longer Retry-After makes us fall back instead of waiting
@@ -63,6 +68,8 @@ class Settings:
             kw["cpu_hour_usd"] = _positive_float("INFERSCALE_CPU_HOUR_USD", v)
         if v := os.environ.get("INFERSCALE_CALL_TIMEOUT_S"):
             kw["call_timeout_s"] = _positive_float("INFERSCALE_CALL_TIMEOUT_S", v)
+        if v := os.environ.get("INFERSCALE_LOCAL_TIMEOUT_S"):
+            kw["local_timeout_s"] = _positive_float("INFERSCALE_LOCAL_TIMEOUT_S", v)
         if v := os.environ.get("INFERSCALE_RETRY_BACKOFF_S"):
             kw["retry_backoff_s"] = _positive_float("INFERSCALE_RETRY_BACKOFF_S", v)
         if v := os.environ.get("INFERSCALE_MAX_ATTEMPTS"):

@@ -75,6 +75,7 @@ class MemberResult:
     attempt_errors: tuple[str, ...] = ()  # error class of every failed attempt, retried ones too
     mean_logprob: float | None = None  # mean token log-probability, when the provider gives them
     role: str = ""  # what the call was for inside its strategy: "sample 2", "judge", "tier 1"…
+    truncated: bool = False  # the provider's answer was longer than the caps (inferscale/limits.py)
 
     @property
     def ok(self) -> bool:
@@ -147,6 +148,7 @@ class AskResult:
                     "error": m.error,
                     "cached": m.cached,
                     "role": m.role,
+                    "truncated": m.truncated,
                 }
                 for m in self.members
             ],

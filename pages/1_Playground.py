@@ -5,6 +5,7 @@ import streamlit as st
 
 from dashboard.common import code_span, page
 from dashboard.playground import render_cards, render_result, run_live
+from dashboard.safe import plain
 from inferscale.dashboard_data import history_row, parse_strategy_options
 from inferscale.errors import ConfigError
 from inferscale.orchestration.strategies import STRATEGIES
@@ -49,7 +50,7 @@ if submitted:
         extra = {"strategy_options": opts} if opts else {}
     except ConfigError as exc:
         extra = None
-        st.error(str(exc))
+        st.error(plain(exc))
     if extra is not None and not prompt.strip():
         st.error("Enter a prompt first.")
     elif extra is not None:
@@ -59,14 +60,14 @@ if submitted:
         st.session_state["pg_last"] = result
         st.session_state["pg_last_error"] = error
         if error:
-            st.error(error)
+            st.error(plain(error))
         else:
             render_result(result)
 elif st.session_state.get("pg_last") is not None:
     render_cards(st.session_state["pg_last"])
     render_result(st.session_state["pg_last"])
 elif st.session_state.get("pg_last_error"):
-    st.error(st.session_state["pg_last_error"])
+    st.error(plain(st.session_state["pg_last_error"]))
 
 if history:
     st.markdown("#### History (this session)")

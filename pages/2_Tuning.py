@@ -7,6 +7,7 @@ themselves. A saved change applies to the next request; nothing restarts.
 import streamlit as st
 
 from dashboard.common import page
+from dashboard.safe import plain
 from inferscale.dashboard_data import GROUPS, apply_tunables, display_raw, to_raw, tunable_fields
 from inferscale.errors import ConfigError
 from inferscale.orchestration.strategies import STRATEGIES
@@ -60,7 +61,7 @@ if saved:
     try:
         new = store.save(apply_tunables(current, raw))
     except ConfigError as exc:
-        st.error(f"Not saved: {exc}")
+        st.error(plain(f"Not saved: {exc}"))
     else:
         changed = [k for k, v in new.to_dict().items() if current.to_dict()[k] != v]
         st.success("Saved; effective from the next request."

@@ -6,6 +6,7 @@ Key *values* are never shown: the registry holds only the name of each key's env
 import streamlit as st
 
 from dashboard.common import code_span, page
+from dashboard.safe import plain
 from inferscale.dashboard_data import model_rows, spec_from_form
 from inferscale.errors import InferscaleError
 from inferscale.orchestration.runner import run_sync
@@ -16,7 +17,7 @@ registry = engine.registry
 st.title("Models")
 
 if flash := st.session_state.pop("models_flash", None):
-    st.success(flash)
+    st.success(plain(flash))
 
 rows = model_rows(registry)
 st.dataframe(rows, hide_index=True, key="models_table",
@@ -39,7 +40,7 @@ if c[1].button("Enable", key="models_enable", disabled=chosen is None):
         st.session_state["models_flash"] = f"{chosen} enabled."
         st.rerun()
     except InferscaleError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
 if c[2].button("Disable", key="models_disable", disabled=chosen is None):
     registry.set_enabled(chosen, False)
     st.session_state["models_flash"] = f"{chosen} disabled."
@@ -48,10 +49,10 @@ if c[3].button("Test connection", key="models_test", disabled=chosen is None):
     with st.spinner(f"Calling {chosen} (a tiny request; local models load first)…"):
         res = run_sync(probe_model(specs[chosen], engine.settings))
     if res.ok:
-        st.success(f"{chosen} answered in {res.latency_ms:,.0f} ms.")
+        st.success(plain(f"{chosen} answered in {res.latency_ms:,.0f} ms."))
         st.text(f"Reply: {res.answer}")
     else:
-        st.error(f"{chosen} failed: {res.error}")
+        st.error(plain(f"{chosen} failed: {res.error}"))
 
 
 def _reset_form() -> None:
@@ -99,9 +100,11 @@ if save:
         values["id"] = base.id
     try:
         spec = spec_from_form(values)
+        if base is None and spec.id in specs:  # a new entry never silently replaces a model
+            raise InferscaleError(f"{spec.id} already exists; pick it under 'Model to edit' to change it")
         registry.upsert([spec])
     except InferscaleError as exc:
-        st.error(f"Not saved: {exc}")
+        st.error(plain(f"Not saved: {exc}"))
     else:
         st.session_state["models_flash"] = f"Saved {spec.id}."
         _reset_form()

@@ -73,9 +73,9 @@ def register(server: FakeOpenAIServer, tmp_path: Path) -> Callable[..., Any]:
     """`register(engine, *entries)`: write a registry YAML of fake models and import it."""
     counter = itertools.count()
 
-    def _register(engine: Any, *entries: dict[str, Any]) -> list[Any]:
+    def _register(engine: Any, *entries: dict[str, Any], replace: bool = False) -> list[Any]:
         path = write_registry(tmp_path / f"fake-models-{next(counter)}.yaml", list(entries), server.base_url)
-        return engine.registry.import_yaml(path)
+        return engine.registry.import_yaml(path, replace=replace)
 
     return _register
 

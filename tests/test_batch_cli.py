@@ -141,8 +141,16 @@ def test_kill_9_mid_batch_leaves_a_consistent_database(make_engine, server, tmp_
     with sqlite3.connect(db_path) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         _assert_no_half_finished_request_is_complete(db)
-        # The interrupted requests stay visibly unfinished; none was turned into a success.
-        assert db.execute("SELECT COUNT(*) FROM requests WHERE status = 'running'").fetchone()[0] == interrupted
+        # The killed process's requests are marked `interrupted` at the next start (none turned
+        # into a success, none left `running` forever), and counted by `stats`.
+        assert db.execute("SELECT COUNT(*) FROM requests WHERE status = 'running'").fetchone()[0] == 0
+        assert db.execute("SELECT COUNT(*) FROM requests WHERE status = 'interrupted'").fetchone()[0] == interrupted
+    stats = subprocess.run([sys.executable, "-m", "inferscale", "stats", "--json"], capture_output=True,
+                           text=True, env=dict(os.environ), timeout=120)
+    assert json.loads(stats.stdout)["requests_interrupted"] == interrupted
+    text = subprocess.run([sys.executable, "-m", "inferscale", "stats"], capture_output=True, text=True,
+                          env=dict(os.environ), timeout=120)
+    assert f"interrupted {interrupted}" in text.stdout.splitlines()[0]
 
 
 def _assert_no_half_finished_request_is_complete(db: sqlite3.Connection) -> None:

@@ -56,7 +56,7 @@ def test_import_merges_and_keeps_earlier_models(engine: Engine, register) -> Non
 def test_reimport_updates_in_place(engine: Engine, register) -> None:
     register(engine, fake_model("fake-a", quality_prior=0.3), fake_model("fake-b"))
     order = [s.id for s in engine.registry.list()]
-    register(engine, fake_model("fake-a", quality_prior=0.9))
+    register(engine, fake_model("fake-a", quality_prior=0.9), replace=True)
     assert [s.id for s in engine.registry.list()] == order
     assert engine.registry.get("fake-a").quality_prior == 0.9
 

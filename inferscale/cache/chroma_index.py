@@ -48,6 +48,13 @@ def _forget_system(path: Path) -> None:
         log.debug("could not drop Chroma's cached system for %s: %s", path, exc)
 
 
+def _drop_older_broken(path: Path, kept: Path) -> None:
+    """Keep only the newest moved-aside copy: repeated repairs must not fill the disk with them."""
+    for old in path.parent.glob(f"{path.name}.broken-*"):
+        if old != kept:
+            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+
+
 class IndexUnavailable(RuntimeError):
     """Chroma could not be opened or queried; the semantic level is skipped for this call."""
 
@@ -73,7 +80,9 @@ class ChromaIndex:
                 self._cols = {}
                 _forget_system(self.path)
                 if self.path.exists():
-                    shutil.move(str(self.path), f"{self.path}.broken-{int(time.time() * 1000)}")
+                    kept = Path(f"{self.path}.broken-{int(time.time() * 1000)}")
+                    shutil.move(str(self.path), kept)
+                    _drop_older_broken(self.path, kept)
                 try:
                     self._connect()
                 except Exception as exc2:  # noqa: BLE001

@@ -61,15 +61,11 @@ def _messages(item: dict[str, Any], side: str, where: str) -> list[dict[str, str
 
 def load_pairs(path: str | Path) -> list[Pair]:
     """Read a JSONL file of {"a", "b", "same"} (optionally a_messages / b_messages)."""
+    from ..inputs import MAX_JSON_DEPTH, iter_lines, json_depth
+
     p = Path(path)
-    if not p.is_file():
-        raise InferscaleError(f"pairs file not found: {p}")
     pairs = []
-    try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise InferscaleError(f"{p} is not valid UTF-8") from None
-    for n, line in enumerate(lines, 1):
+    for n, line in iter_lines(p, InferscaleError):  # a regular file under the size cap; names the path's problem
         if not line.strip():
             continue
         where = f"{p.name} line {n}"
@@ -77,6 +73,10 @@ def load_pairs(path: str | Path) -> list[Pair]:
             item = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InferscaleError(f"{where}: not JSON ({exc.msg})") from None
+        except RecursionError:
+            raise InferscaleError(f"{where}: JSON nested too deeply") from None
+        if json_depth(item) > MAX_JSON_DEPTH:
+            raise InferscaleError(f"{where}: JSON nested too deeply (at most {MAX_JSON_DEPTH} levels)")
         if not isinstance(item, dict) or not isinstance(item.get("same"), bool):
             raise InferscaleError(f"{where}: each line needs \"a\", \"b\" and a boolean \"same\"")
         pairs.append(Pair(_messages(item, "a", where), _messages(item, "b", where), item["same"],

@@ -179,6 +179,15 @@ def m006_request_source(db: sqlite_utils.Database) -> None:
     db["requests"].create_index(["source"])
 
 
+@migration
+def m007_request_owner(db: sqlite_utils.Database) -> None:
+    """Which process runs a request (pid + its start time, so a reused pid is not mistaken for
+    it): a request left `running` by a process that died is marked `interrupted` at next start."""
+    db["requests"].add_column("owner_pid", int)
+    db["requests"].add_column("owner_start", str)
+    db.execute("CREATE INDEX idx_requests_running ON requests(status) WHERE status = 'running'")
+
+
 def apply_migrations(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in order, each in its own transaction. Returns the names applied."""
     db.conn.execute("PRAGMA journal_mode=WAL")

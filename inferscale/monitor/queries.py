@@ -93,10 +93,10 @@ def data_range(conn: sqlite3.Connection) -> tuple[float, float] | None:
 def summary(conn: sqlite3.Connection, w: Window) -> dict[str, Any]:
     """Totals for the overview: requests, cost, savings, latency p50, hit rate per cache level."""
     where, params = _where(conn, "requests", w)
-    n, ok, failed, cost, saved, synthetic, n_lat = conn.execute(
+    n, ok, failed, cost, saved, synthetic, n_lat, interrupted = conn.execute(
         f"SELECT COUNT(*), COALESCE(SUM(status='ok'),0), COALESCE(SUM(status='error'),0),"
         f" COALESCE(SUM(cost_usd),0), COALESCE(SUM(saved_usd),0), COALESCE(SUM(synthetic),0),"
-        f" COALESCE(SUM(status='ok' AND latency_ms IS NOT NULL),0)"
+        f" COALESCE(SUM(status='ok' AND latency_ms IS NOT NULL),0), COALESCE(SUM(status='interrupted'),0)"
         f" FROM requests WHERE {where}", params).fetchone()
     p50 = None
     if n_lat:
@@ -112,7 +112,7 @@ def summary(conn: sqlite3.Connection, w: Window) -> dict[str, Any]:
         levels[level] = {"hits": hits, "lookups": lookups, "hit_rate": hits / lookups if lookups else None}
     return {
         "requests": n, "ok": ok, "failed": failed, "cost_usd": cost, "saved_usd": saved,
-        "latency_p50_ms": p50, "synthetic": synthetic, "cache": levels,
+        "latency_p50_ms": p50, "synthetic": synthetic, "cache": levels, "interrupted": interrupted,
     }
 
 

@@ -11,7 +11,9 @@ from typing import Any
 
 from ..db import Database
 from ..providers.health import Cooldown
+from ..redact import redact
 from ..types import AskResult, MemberResult
+from . import owner
 
 CACHE_LEVELS = ("L1", "L2", "L3", "L4")
 
@@ -34,7 +36,27 @@ class Monitor:
                 "router": router,
                 "source": source,
                 "tenant": tenant,
+                "owner_pid": owner.me()[0],
+                "owner_start": owner.me()[1],
             })
+
+    def mark_interrupted(self, legacy_after_s: float = 3600.0) -> int:
+        """Mark `running` requests whose process has died as `interrupted`; returns how many.
+        Rows from before owners were recorded count as dead once older than `legacy_after_s`."""
+        rows = self._dbh.db.execute(
+            "SELECT id, owner_pid, owner_start, ts FROM requests WHERE status = 'running'").fetchall()
+        now = time.time()
+        dead = [(rid, pid) for rid, pid, start, ts in rows
+                if (pid is None and (ts or 0) < now - legacy_after_s)
+                or (pid is not None and not owner.alive(pid, start))]
+        if not dead:
+            return 0
+        with self._dbh.tx() as db:
+            for rid, pid in dead:
+                db.execute(
+                    "UPDATE requests SET status = 'interrupted', error = ? WHERE id = ? AND status = 'running'",
+                    [f"Interrupted: process {pid or '?'} ended while the request was running", rid])
+        return len(dead)
 
     def finish_request(
         self,
@@ -69,7 +91,7 @@ class Monitor:
                         "cost_usd": m.cost_usd,
                         "latency_ms": m.latency_ms,
                         "error_class": m.error_class,
-                        "error": m.error,
+                        "error": redact(m.error) or None,
                         "attempts": m.attempts,
                         "attempt_errors": _attempt_errors(m),
                     }
@@ -95,13 +117,13 @@ class Monitor:
     def fail_request(self, request_id: str, error: str, calls: list[MemberResult]) -> None:
         now = time.time()
         with self._dbh.tx() as db:
-            db["requests"].update(request_id, {"status": "error", "error": error})
+            db["requests"].update(request_id, {"status": "error", "error": redact(error)})
             if calls:
                 db["model_calls"].insert_all(
                     {
                         "request_id": request_id, "ts": now, "model": m.model,
                         "tokens_in": m.tokens_in, "tokens_out": m.tokens_out, "cost_usd": m.cost_usd,
-                        "latency_ms": m.latency_ms, "error_class": m.error_class, "error": m.error,
+                        "latency_ms": m.latency_ms, "error_class": m.error_class, "error": redact(m.error) or None,
                         "attempts": m.attempts, "attempt_errors": _attempt_errors(m),
                     }
                     for m in calls
@@ -117,7 +139,7 @@ class Monitor:
                 " cooldowns = cooldowns + 1, failures = excluded.failures,"
                 " last_error_class = excluded.last_error_class, last_error = excluded.last_error,"
                 " updated_at = excluded.updated_at",
-                [cd.model, cd.until, cd.failures, cd.error_class, cd.error, time.time()],
+                [cd.model, cd.until, cd.failures, cd.error_class, redact(cd.error), time.time()],
             )
 
     def cooldowns(self, active_only: bool = True) -> list[Cooldown]:
@@ -137,7 +159,8 @@ class Monitor:
         db = self._dbh.db
         req = db.execute(
             "SELECT COUNT(*), COALESCE(SUM(cost_usd),0), COALESCE(SUM(saved_usd),0),"
-            " SUM(status='ok'), SUM(status='error'), SUM(status='running') FROM requests"
+            " SUM(status='ok'), SUM(status='error'), SUM(status='running'), SUM(status='interrupted')"
+            " FROM requests"
         ).fetchone()
         levels = {}
         for level in CACHE_LEVELS:
@@ -192,6 +215,7 @@ class Monitor:
             "requests_ok": req[3] or 0,
             "requests_failed": req[4] or 0,
             "requests_running": req[5] or 0,
+            "requests_interrupted": req[6] or 0,  # left running by a process that died
             "cost_usd": req[1],
             "saved_usd": req[2],
             "cache": levels,

@@ -21,9 +21,11 @@ from ..config_store import TunablesStore
 from ..db import Database
 from ..embeddings import Embedder, fast_model
 from ..errors import ConfigError, InferscaleError, InvalidPromptError
+from ..limits import MAX_PROMPT_CHARS
 from ..monitor.store import Monitor
 from ..providers.health import HealthTracker
 from ..providers.llm import call_model, local_cost
+from ..redact import clip
 from ..registry import ModelSpec, Registry
 from ..routing import RouteRequest
 from ..routing.policies import get_router, route
@@ -78,6 +80,7 @@ class Engine:
         self.database = Database(settings.db_path)
         self.registry = Registry(self.database, seed=settings.models_yaml)
         self.monitor = Monitor(self.database)
+        self.monitor.mark_interrupted()  # honest state after a crash: nothing stays `running`
         self.tunables_store = TunablesStore(self.database)
         self.embedder = Embedder(backend=settings.embedding_backend,
                                  fast=fast_model(settings.models_dir, settings.embedding_backend))
@@ -240,7 +243,7 @@ class Engine:
             return _with_steps(result, trace)
         except BaseException as exc:
             msg = str(exc) if isinstance(exc, InferscaleError) else f"{type(exc).__name__}: {exc}"
-            self.monitor.fail_request(request_id, msg[:500], trace.calls)
+            self.monitor.fail_request(request_id, clip(msg, 500), trace.calls)
             raise
 
     def _analyze(self, prompt: str, system: str | None, cc: CacheControl, part: dict[str, str],
@@ -278,7 +281,7 @@ class Engine:
             MemberResult(
                 model=m["model"], answer=m["answer"], latency_ms=m["latency_ms"],
                 tokens_in=m["tokens_in"], tokens_out=m["tokens_out"], cost_usd=m["cost_usd"],
-                error=m["error"], cached=True,
+                error=m["error"], cached=True, truncated=bool(m.get("truncated")),
             )
             for m in v["members"]
         )
@@ -348,7 +351,8 @@ class Engine:
             self.health.record(spec.id, result.error_class, result.error)
             if cc.write and result.ok:
                 value = {k: getattr(result, k) for k in ("model", "answer", "latency_ms", "tokens_in",
-                                                         "tokens_out", "cost_usd", "mean_logprob")}
+                                                         "tokens_out", "cost_usd", "mean_logprob",
+                                                         "truncated")}
                 self.levels.put(key, "L3", value, result.cost_usd, result.latency_ms, tun, model=spec.id)
             emit(Event("finished" if result.ok else "failed", model=spec.id, member=result,
                        call_id=call_id, role=role))
@@ -362,6 +366,10 @@ def _messages(prompt: str, system: str | None, history: list[Message] | None) ->
         raise InvalidPromptError("prompt is empty")
     if "\x00" in prompt:
         raise InvalidPromptError("prompt contains a NUL byte")
+    total = len(prompt) + len(system or "") + sum(len(str(m.get("content") or "")) for m in history or [])
+    if total > MAX_PROMPT_CHARS:
+        raise InvalidPromptError(f"prompt has {total:,} characters (system and history included), "
+                                 f"over the {MAX_PROMPT_CHARS:,} limit")
     try:
         prompt.encode("utf-8")
     except UnicodeEncodeError:

@@ -17,6 +17,8 @@ import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..limits import answer_char_cap, cap_answer
+from ..redact import clip, remember_secret
 from ..registry import ModelSpec
 from ..settings import Settings, prepare_offline_env
 from ..types import MemberResult, Message
@@ -29,6 +31,7 @@ OnToken = Callable[[str, str], Awaitable[None] | None]  # (model_id, text_delta)
 log = logging.getLogger("inferscale.providers")
 log.addHandler(logging.NullHandler())  # a library logs; the application decides where it goes
 _WORD = re.compile(r"\w+|[^\w\s]")
+ERROR_CHARS = 300  # a provider error is cut to this many characters, after redaction
 
 
 _setup_lock = threading.Lock()
@@ -124,6 +127,7 @@ def call_kwargs(spec: ModelSpec, messages: list[Message], params: dict[str, Any]
     if spec.api_key_env:
         # Read at call time, passed straight to litellm; never stored or logged by inferscale.
         kw["api_key"] = os.environ.get(spec.api_key_env, "")
+        remember_secret(kw["api_key"])  # so any text carrying it later is redacted
     return kw
 
 
@@ -137,10 +141,14 @@ async def _one_attempt(
         chunks = []
         opts = {} if spec.is_local else {"stream_options": {"include_usage": True}}
         stream = await litellm.acompletion(stream=True, **opts, **kw)
+        received, cap = 0, answer_char_cap(kw.get("max_tokens"))
         async for chunk in stream:
-            chunks.append(chunk)
             delta = chunk.choices[0].delta.content if chunk.choices else None
+            if received > cap:
+                break  # past the cap: stop reading (the answer is cut to the cap anyway)
+            chunks.append(chunk)
             if delta:
+                received += len(delta)
                 r = on_token(spec.id, delta)
                 if asyncio.iscoroutine(r):
                     await r
@@ -165,7 +173,7 @@ async def call_model(
     partial record is handed to `on_cancel` first, so the attempts already made are still counted.
     """
     litellm = litellm_module(settings)
-    timeout = timeout or spec.timeout_s or settings.call_timeout_s
+    timeout = timeout or spec.timeout_s or (settings.local_timeout_s if spec.is_local else settings.call_timeout_s)
     policy = RetryPolicy.from_settings(settings)
     started = time.perf_counter()
     if problem := context_problem(spec, messages, params, settings):
@@ -180,7 +188,8 @@ async def call_model(
             t0 = time.perf_counter()
             try:
                 resp = await _one_attempt(litellm, kw, spec, timeout, on_token)
-                return _result(litellm, spec, resp, started, t0, attempt, tuple(errors), settings)
+                return _result(litellm, spec, resp, started, t0, attempt, tuple(errors), settings,
+                               params.get("max_tokens"))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - classified and reported, never propagated
@@ -199,6 +208,12 @@ async def call_model(
             on_cancel(_failed(spec, started, "Cancelled: the strategy stopped early", made,
                               (*errors, *in_flight)))
         raise
+    if errors and errors[-1] == "Timeout":
+        # Say what was really waited: a per-attempt figure alone hid the retries (245 s reported
+        # as "no answer within 120 s").
+        waited = time.perf_counter() - started
+        error = (f"Timeout: no answer within {timeout:g} s per attempt, {len(errors)} attempt(s), "
+                 f"{waited:.0f} s waited in all")
     log.warning("%s failed after %d attempt(s): %s", spec.id, len(errors), error)
     return _failed(spec, started, error, len(errors), tuple(errors))
 
@@ -219,15 +234,19 @@ def context_problem(spec: ModelSpec, messages: list[Message], params: dict[str, 
 
 
 def _result(litellm: Any, spec: ModelSpec, resp: Any, started: float, t0: float, attempt: int,
-            errors: tuple[str, ...], settings: Settings) -> MemberResult:
+            errors: tuple[str, ...], settings: Settings, max_tokens: int | None = None) -> MemberResult:
     choices = getattr(resp, "choices", None)
     content = choices[0].message.content if choices else None
     if not isinstance(content, str):
         raise MalformedResponseError("provider returned no message content")
     usage = getattr(resp, "usage", None)
+    answer, truncated = cap_answer(content.strip(), max_tokens)
+    if truncated:
+        log.warning("%s answered %d characters, more than max_tokens allows: cut", spec.id, len(content))
     return MemberResult(
         model=spec.id,
-        answer=content.strip(),
+        answer=answer,
+        truncated=truncated,
         latency_ms=(time.perf_counter() - started) * 1000,
         tokens_in=int(getattr(usage, "prompt_tokens", 0) or 0),
         tokens_out=int(getattr(usage, "completion_tokens", 0) or 0),
@@ -262,9 +281,7 @@ def _failed(spec: ModelSpec, started: float, error: str, attempts: int,
 
 
 def _short(exc: BaseException, spec: ModelSpec) -> str:
-    text = " ".join(str(exc).split())[:300] or type(exc).__name__
+    # Redacted before the cut: providers sometimes echo the key back, and a key straddling the
+    # cut would no longer be recognised (see inferscale/redact.py).
     key_var = spec.api_key_env
-    secret = os.environ.get(key_var) if key_var else None
-    if secret:
-        text = text.replace(secret, "***")  # providers sometimes echo the key back
-    return text
+    return clip(str(exc), ERROR_CHARS, [os.environ.get(key_var) if key_var else None]) or type(exc).__name__

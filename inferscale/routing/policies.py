@@ -20,7 +20,10 @@ class FixedRouter:
             return finish(req, self.name, list(pool), "models chosen by the user")
         wanted = [s for i in req.tunables.fixed_models for s in pool if s.id == i]
         rest = [s for s in pool if s not in wanted]
+        missing = [i for i in req.tunables.fixed_models if i not in {s.id for s in wanted}]
         why = "fixed_models setting" if wanted else "no fixed_models set: registry order"
+        if missing:  # removed, disabled or too small since it was set: say so, don't pretend unset
+            why += f" ({', '.join(missing)} named in fixed_models but unavailable)"
         return finish(req, self.name, wanted + rest, why)
 
 

