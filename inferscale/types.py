@@ -75,6 +75,13 @@ class MemberResult:
     attempt_errors: tuple[str, ...] = ()  # error class of every failed attempt, retried ones too
     mean_logprob: float | None = None  # mean token log-probability, when the provider gives them
     role: str = ""  # what the call was for inside its strategy: "sample 2", "judge", "tier 1"…
+    kind: str | None = None  # the error class of a failure (errors.FailureKind or a provider class)
+
+    @classmethod
+    def failure(cls, model: str, kind: str, message: str, **fields: Any) -> MemberResult:
+        """A failed call of class `kind` (shown as "<kind>: <message>")."""
+        return cls(model=model, answer=None, error=f"{kind}: {message}", kind=kind,
+                   **{"latency_ms": 0.0, **fields})
 
     @property
     def ok(self) -> bool:
@@ -82,7 +89,11 @@ class MemberResult:
 
     @property
     def error_class(self) -> str | None:
-        return self.error.split(":", 1)[0] if self.error else None
+        """The failure's class. Every failure inferscale builds carries it in `kind`; a record
+        built by hand with only an `error` text names it as the text's prefix."""
+        if self.error is None:
+            return None
+        return self.kind or self.error.partition(":")[0]
 
 
 @dataclass(frozen=True)

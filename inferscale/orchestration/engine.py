@@ -199,7 +199,8 @@ class Engine:
                     "verification": m.reason})
 
             t0 = time.perf_counter()
-            req = RouteRequest(analysis, candidates, strategy, tun, self.predicted_cost, explicit)
+            req = RouteRequest(analysis, candidates, strategy, tun, self.predicted_cost, explicit,
+                               models_needed=strat.models_needed)
             decision = route(router_obj, req)
             step("routing", t0, decision.reason)
 
