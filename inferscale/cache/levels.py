@@ -42,12 +42,16 @@ def limits_for(tun: Tunables, level: str) -> Limits:
 
 
 def verify_config(tun: Tunables) -> VerifyConfig:
+    """Every threshold the L1 verification decides with, from the tunables (their one source of
+    defaults; `VerifyConfig()`'s own defaults are kept equal by tests/test_tunables.py)."""
     return VerifyConfig(
         threshold=tun.semantic_threshold, floor=tun.semantic_floor,
         focused_threshold=tun.semantic_focused_threshold,
         qualifier_threshold=tun.semantic_qualifier_threshold,
         history_threshold=tun.semantic_history_threshold,
         rewrite_threshold=tun.semantic_rewrite_threshold,
+        context_floor=tun.semantic_context_floor,
+        context_threshold=tun.semantic_context_threshold,
     )
 
 

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from ...settings import Tunables
+from ...settings import Tunables, like_tunable
 from ...types import MemberResult
 from .answers import answer_key, tally
 from .base import Answer, ExecContext, Strategy, StrategyConfig, race, with_fallback
@@ -20,8 +20,8 @@ from .judge import Scorer, ScorerName
 
 
 class BestOfNConfig(StrategyConfig):
-    n: int = Field(4, ge=1, le=64)
-    temperature: float = Field(0.7, ge=0, le=2)
+    n: int = like_tunable("samples_n")
+    temperature: float = like_tunable("sample_temperature")
     scorer: ScorerName = "judge"
     judge_model: str = ""
     expected: str | None = None  # for scorer=exact

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from ...registry import ModelSpec
-from ...settings import Tunables
+from ...settings import Tunables, like_tunable
 from ...types import MemberResult
 from .answers import agreement
 from .base import Answer, ExecContext, Strategy, StrategyConfig
@@ -27,9 +27,9 @@ from .judge import Scorer
 
 
 class CascadeConfig(StrategyConfig):
-    tau: float = Field(0.8, ge=0, le=1)
+    tau: float = like_tunable("cascade_tau")
     confidence: Literal["agreement", "logprobs", "judge", "verifier"] = "agreement"
-    temperature: float = Field(0.7, ge=0, le=2)  # the second sample's temperature (agreement)
+    temperature: float = like_tunable("sample_temperature")  # the second sample's (agreement)
     max_tiers: int = Field(4, ge=1, le=16)
     judge_model: str = ""
     numeric: bool = True

@@ -14,9 +14,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from pydantic import Field
-
-from ...settings import Tunables
+from ...settings import Tunables, like_tunable
 from ...types import MemberResult, Message
 from .answers import answer_key, consensus
 from .base import Answer, ExecContext, Strategy, StrategyConfig, strongest, with_fallback
@@ -38,7 +36,7 @@ def synth_messages(conversation: Sequence[Message], responses: Sequence[str]) ->
 
 
 class MoAConfig(StrategyConfig):
-    layers: int = Field(1, ge=1, le=8)  # proposer layers before the aggregator
+    layers: int = like_tunable("moa_layers")  # proposer layers before the aggregator
     aggregator: str = ""  # model id; "" = the strongest available model
     early_stop: bool = True  # skip the rest when a layer's proposers all agree
     numeric: bool = True

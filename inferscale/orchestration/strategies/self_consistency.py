@@ -10,17 +10,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import Field
-
-from ...settings import Tunables
+from ...settings import Tunables, like_tunable
 from ...types import MemberResult
 from .answers import answer_key, majority_settled, tally
 from .base import Answer, ExecContext, Strategy, StrategyConfig, race
 
 
 class SelfConsistencyConfig(StrategyConfig):
-    n: int = Field(5, ge=1, le=64)
-    temperature: float = Field(0.7, ge=0, le=2)
+    n: int = like_tunable("samples_n")
+    temperature: float = like_tunable("sample_temperature")
     numeric: bool = True
     early_stop: bool = True
 

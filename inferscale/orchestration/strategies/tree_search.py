@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from ...errors import FailureKind
-from ...settings import Tunables
+from ...settings import Tunables, like_tunable
 from ...types import MemberResult, Message
 from .base import Answer, ExecContext, Strategy, StrategyConfig
 from .judge import Scorer, ScorerName
@@ -47,9 +47,9 @@ class NodeState:
 
 
 class TreeSearchConfig(StrategyConfig):
-    budget: int = Field(8, ge=1, le=256)  # nodes to generate (each costs 1 call, +1 with a judge)
+    budget: int = like_tunable("tree_budget")  # nodes to generate (each costs 1 call, +1 with a judge)
     parallel: int = Field(2, ge=1, le=16)  # expansions asked for and run at once
-    temperature: float = Field(0.7, ge=0, le=2)
+    temperature: float = like_tunable("sample_temperature")
     scorer: ScorerName = "judge"
     judge_model: str = ""
     expected: str | None = None  # for scorer=exact
