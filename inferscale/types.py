@@ -166,3 +166,31 @@ class AskResult:
             "steps": [{"name": s.name, "ms": round(s.ms, 3), "note": s.note} for s in self.steps],
             "detail": self.detail,
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AskResult:
+        """The exact inverse of `to_json`: `AskResult.from_json(r.to_json()).to_json() == r.to_json()`.
+        What the JSON leaves out stays at its default (the analysis' token count, capability and
+        domain scores, the routing fallbacks, a member's attempts and log-probability)."""
+        r = data["routing"]
+        cache = data.get("cache")
+        hit = None
+        if cache is not None:
+            base = {k: cache[k] for k in ("level", "key", "saved_usd", "saved_ms", "created_at")}
+            hit = CacheHit(**base, detail={k: v for k, v in cache.items() if k not in base})
+        return cls(
+            request_id=data["request_id"],
+            answer=data["answer"],
+            strategy=data["strategy"],
+            analysis=Analysis(score=r["complexity"], domain=r["domain"], tokens=0, capability="",
+                              breakdown=tuple((str(n), float(c), str(w)) for n, c, w in r["breakdown"])),
+            routing=RoutingDecision(policy=r.get("policy", "cache"), models=tuple(r["models"]), strategy=data["strategy"],
+                                    reason=r["reason"], predicted_cost_usd=r["predicted_cost_usd"]),
+            cache=hit,
+            members=tuple(MemberResult(**m) for m in data["members"]),
+            confidence=data["confidence"],
+            cost_usd=data["cost_usd"],
+            latency_ms=data["latency_ms"],
+            steps=tuple(StepTiming(s["name"], s["ms"], s["note"]) for s in data["steps"]),
+            detail=data["detail"],
+        )
