@@ -14,7 +14,7 @@ from typing import Any
 import plotly.express as px
 import streamlit as st
 
-from inferscale.dashboard_data import breakdown_frame, member_line, submit_ask, timeline_frame
+from dashboard.data import breakdown_frame, member_line, submit_ask, timeline_frame
 from inferscale.errors import InferscaleError
 from inferscale.orchestration.engine import Event
 from inferscale.types import AskResult, MemberResult

@@ -180,7 +180,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
-    from .monitor.seed import seed_home
+    from .tools.seed import seed_home
 
     if args.requests < 0:
         raise InferscaleError("--requests must be >= 0")

@@ -194,3 +194,14 @@ class AskResult:
             steps=tuple(StepTiming(s["name"], s["ms"], s["note"]) for s in data["steps"]),
             detail=data["detail"],
         )
+
+
+@dataclass(frozen=True)
+class Cooldown:
+    """One model's cooldown, as persisted and shown by `inferscale stats`."""
+
+    model: str
+    until: float  # epoch seconds
+    failures: int  # failures inside the window that tripped it
+    error_class: str  # the last failure's class
+    error: str

@@ -4,8 +4,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.common import code_span, page
+from dashboard.data import history_row, parse_strategy_options
 from dashboard.playground import render_cards, render_result, run_live
-from inferscale.dashboard_data import history_row, parse_strategy_options
 from inferscale.errors import ConfigError
 from inferscale.orchestration.strategies import STRATEGIES
 from inferscale.routing import ROUTERS

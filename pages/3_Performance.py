@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard import charts
 from dashboard.common import chart_frames, data_range, money, page, pct
-from inferscale.monitor.seed import clear_synthetic, seed_synthetic
+from inferscale.tools.seed import clear_synthetic, seed_synthetic
 
 engine = page("Performance", ":material/monitoring:")
 db = str(engine.settings.db_path)

@@ -6,7 +6,7 @@ Key *values* are never shown: the registry holds only the name of each key's env
 import streamlit as st
 
 from dashboard.common import code_span, page
-from inferscale.dashboard_data import model_rows, spec_from_form
+from dashboard.data import model_rows, spec_from_form
 from inferscale.errors import InferscaleError
 from inferscale.orchestration.runner import run_sync
 from inferscale.providers.probe import probe_model

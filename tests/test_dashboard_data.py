@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from inferscale.dashboard_data import (
+from dashboard.data import (
     apply_tunables,
     spec_from_form,
     submit_ask,
@@ -21,10 +21,10 @@ from inferscale.dashboard_data import (
 )
 from inferscale.errors import ConfigError
 from inferscale.monitor import queries
-from inferscale.monitor.seed import TABLES, clear_synthetic, seed_synthetic
 from inferscale.orchestration.runner import run_sync
 from inferscale.providers.probe import probe_model
 from inferscale.settings import Tunables
+from inferscale.tools.seed import TABLES, clear_synthetic, seed_synthetic
 from inferscale.types import StepTiming
 from tests.support.dashboard import dashboard_models
 from tests.support.fakes import KEY_VAR

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from inferscale import Engine, Settings
-from inferscale.db import Database
-from inferscale.monitor.migrations import MIGRATIONS, apply_migrations
+from inferscale.db import Database, apply_migrations
+from inferscale.schema import MIGRATIONS
 from tests.support.fakes import fake_model
 
 ECHO = fake_model("fake-echo", "echo", input_price_per_1m=1.0, output_price_per_1m=1.0)
