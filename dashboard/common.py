@@ -35,9 +35,7 @@ _ENV = ("INFERSCALE_HOME", "INFERSCALE_MODELS_DIR", "INFERSCALE_MODELS_YAML", "I
 @st.cache_resource(show_spinner="Starting the engine…")
 def _engine(env_key: tuple[str, ...]) -> Engine:
     del env_key  # only the cache key
-    engine = Engine(Settings.from_env())
-    engine.warm_up()  # background: litellm and the embedding graphs load before the first request
-    return engine
+    return Engine(Settings.from_env())
 
 
 def get_engine() -> Engine:

@@ -24,7 +24,8 @@ from .structure import render_structure
 
 REFRESH_S = 0.1  # redraw streaming cards at most this often
 # Material icons ship with Streamlit's frontend (emoji need a system font headless browsers lack).
-STEP_ICONS = {"analysis": ":material/search:", "cache": ":material/database:", "routing": ":material/alt_route:",
+STEP_ICONS = {"analysis": ":material/search:", "cache": ":material/database:",
+              "routing": ":material/alt_route:",
               "execution": ":material/play_arrow:", "monitoring": ":material/monitoring:"}
 
 

@@ -103,7 +103,8 @@ WEIGHTS = {"length": 0.25, "reasoning": 0.25, "constraints": 0.15, "code": 0.15,
 DOMAIN_DIFFICULTY = {"reasoning": 1.0, "math": 0.9, "code": 0.9, "creative": 0.4, "factual": 0.1, "chat": 0.0}
 
 
-ANALYSIS_VERSION = 2  # 2: domain from the fast graph. Bump when features or weights change: cached analyses are keyed on it
+# Bump when features or weights change: cached analyses are keyed on it. 2: domain from the fast graph.
+ANALYSIS_VERSION = 2
 
 
 def analysis_from_dict(d: dict) -> Analysis:

@@ -29,7 +29,9 @@ def apply_migrations(db: sqlite_utils.Database,
         "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL)"
     )
     if migrations is None:
-        from .schema import MIGRATIONS as migrations
+        from .schema import MIGRATIONS
+
+        migrations = MIGRATIONS
     applied: list[str] = []
     for name, fn in migrations:
         # Re-check inside the write lock: another process may have migrated meanwhile.

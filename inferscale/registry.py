@@ -122,6 +122,10 @@ def parse_models_yaml(text: str, source: str = "models.yaml") -> list[ModelSpec]
     return specs
 
 
+# `Registry.list` shadows the builtin inside the class body.
+SpecList = list[ModelSpec]
+
+
 class Registry:
     """Models in the `models` table. Reads are cheap; writes are validated first, then atomic."""
 
@@ -141,7 +145,7 @@ class Registry:
             raise UnknownModelError(f"unknown model id {model_id!r}; known: {known}")
         return ModelSpec.model_validate_json(row[0])
 
-    def available(self) -> list[ModelSpec]:
+    def available(self) -> SpecList:
         return [s for s in self.list() if s.unavailable_reason() is None]
 
     def require_available(self, model_id: str) -> ModelSpec:
@@ -150,11 +154,11 @@ class Registry:
             raise ModelUnavailableError(reason)
         return spec
 
-    def upsert(self, specs: list[ModelSpec]) -> None:
+    def upsert(self, specs: SpecList) -> None:
         with self._dbh.tx():  # one transaction: all or nothing
             self._upsert(specs)
 
-    def _upsert(self, specs: list[ModelSpec]) -> None:
+    def _upsert(self, specs: SpecList) -> None:
         db = self._dbh.db
         row = db.execute("SELECT COALESCE(MAX(position), -1) FROM models").fetchone()
         next_pos = row[0] + 1
@@ -168,7 +172,7 @@ class Registry:
                 [spec.id, spec.model_dump_json(), int(spec.enabled), pos, time.time()],
             )
 
-    def import_yaml(self, path: Path | str, _initial: bool = False) -> list[ModelSpec]:
+    def import_yaml(self, path: Path | str, _initial: bool = False) -> SpecList:
         """Validate the whole file, then merge it in (existing models not in the file are kept)."""
         p = Path(path)
         try:

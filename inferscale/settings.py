@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
+from pydantic.fields import FieldInfo
 
 from .errors import ConfigError
 
@@ -150,8 +151,8 @@ class Tunables:
 
     # Complexity tiers: n ascending thresholds in [0,1] split the score range into n+1 tiers,
     # mapped onto the enabled models ordered from weakest to strongest quality prior.
-    complexity_thresholds: tuple[float, ...] = Field((0.35, 0.65))
-    budget_usd: float | None = Field(None, ge=0.0)  # per-request cap on predicted cost; None = no cap
+    complexity_thresholds: tuple[float, ...] = Field(default=(0.35, 0.65))
+    budget_usd: float | None = Field(default=None, ge=0.0)  # per-request cap on predicted cost; None = no cap
     default_router: str = "complexity"
     default_strategy: str = "single"
     ensemble_k: int = _count(2, 1, 16)
@@ -240,7 +241,7 @@ class Tunables:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
-        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        kw: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return _checked(lambda: replace(cls(), **kw))
 
     def with_value(self, key: str, raw: str) -> Tunables:
@@ -293,17 +294,16 @@ def _describe(exc: ValidationError) -> str:
 
 def _allowed(name: str) -> str:
     """What a field accepts, from its declared type and constraints."""
-    info = Tunables.__pydantic_fields__[name]
-    low = next((m.ge for m in info.metadata if hasattr(m, "ge")), None)
-    high = next((m.le for m in info.metadata if hasattr(m, "le")), None)
-    ann = info.annotation
-    type_name = ann.__name__ if isinstance(ann, type) else str(ann)
+    declared = _FIELDS[name]
+    bounds = _bounds(declared)
+    low, high = bounds.get("ge"), bounds.get("le")
+    type_name = str(declared.type)
     kind = {"int": "an integer", "bool": "true or false", "str": "text"}.get(type_name, "")
     kind = kind or ("a finite number" if "float" in type_name else "valid")
     if low is not None and high is not None:
         return f"{kind} in [{low:g}, {high:g}]" if kind != "a finite number" else f"in [{low:g}, {high:g}]"
     if low is not None:
-        suffix = " (or none)" if "None" in str(info.annotation) else ""
+        suffix = " (or none)" if "None" in type_name else ""
         return f"{kind} >= {low:g}{suffix}"
     return kind
 
@@ -311,6 +311,17 @@ def _allowed(name: str) -> str:
 def like_tunable(name: str) -> Any:
     """A pydantic Field with the default and the range of the tunable `name`: a strategy option
     that a tunable sets by default declares itself with this, so both share one source."""
-    info = Tunables.__pydantic_fields__[name]
-    bounds = {k: getattr(m, k) for m in info.metadata for k in ("ge", "le") if hasattr(m, k)}
-    return Field(info.default, **bounds)
+    declared = _FIELDS[name]
+    info = declared.default
+    default = info.default if isinstance(info, FieldInfo) else info
+    return Field(default=default, **_bounds(declared))
+
+
+def _bounds(declared: Any) -> dict[str, Any]:
+    """{"ge": low, "le": high} of a Tunables field, as declared."""
+    info = declared.default
+    metadata = info.metadata if isinstance(info, FieldInfo) else []
+    return {k: getattr(m, k) for m in metadata for k in ("ge", "le") if hasattr(m, k)}
+
+
+_FIELDS = {f.name: f for f in fields(Tunables)}

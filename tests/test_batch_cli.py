@@ -106,7 +106,8 @@ def test_bad_options_fail_before_running(cli, make_engine, server, tmp_path) -> 
 def test_kill_9_mid_batch_leaves_a_consistent_database(make_engine, server, tmp_path, home) -> None:
     make_engine(fake_model("slow", "slow-150"))
     n = 120
-    f = write_jsonl(tmp_path / "in.jsonl", [{"id": f"q{i}", "prompt": f"slow question {i}"} for i in range(n)])
+    f = write_jsonl(tmp_path / "in.jsonl",
+                    [{"id": f"q{i}", "prompt": f"slow question {i}"} for i in range(n)])
     cmd = [sys.executable, "-m", "inferscale", "batch", str(f), "--models", "slow", "--concurrency", "4",
            "--json"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
@@ -142,7 +143,8 @@ def test_kill_9_mid_batch_leaves_a_consistent_database(make_engine, server, tmp_
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         _assert_no_half_finished_request_is_complete(db)
         # The interrupted requests stay visibly unfinished; none was turned into a success.
-        assert db.execute("SELECT COUNT(*) FROM requests WHERE status = 'running'").fetchone()[0] == interrupted
+        running = db.execute("SELECT COUNT(*) FROM requests WHERE status = 'running'").fetchone()[0]
+        assert running == interrupted
 
 
 def _assert_no_half_finished_request_is_complete(db: sqlite3.Connection) -> None:

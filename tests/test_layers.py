@@ -62,7 +62,8 @@ def _wrong_way(imports: list[tuple[str, str, int]]) -> list[str]:
             continue
         src, dst = _group(module), _group(target)
         if src != dst and RANK[dst] >= RANK[src]:
-            wrong.append(f"{module}:{line} imports {target} ({src} rank {RANK[src]} -> {dst} rank {RANK[dst]})")
+            wrong.append(f"{module}:{line} imports {target} "
+                         f"({src} rank {RANK[src]} -> {dst} rank {RANK[dst]})")
     return wrong
 
 

@@ -46,7 +46,8 @@ def test_journal_mode_is_wal(home: Path) -> None:
 
 
 def _status_counts(engine: Engine) -> dict[str, int]:
-    return dict(engine.database.db.execute("SELECT status, COUNT(*) FROM requests GROUP BY status").fetchall())
+    rows = engine.database.db.execute("SELECT status, COUNT(*) FROM requests GROUP BY status").fetchall()
+    return dict(rows)
 
 
 def test_shared_engine_under_8_threads(make_engine, server) -> None:

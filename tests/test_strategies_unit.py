@@ -117,7 +117,8 @@ def test_bad_options_are_config_errors_naming_the_field(name: str, options: dict
 
 
 def test_parse_options() -> None:
-    assert parse_options(["n=3", " tau = 0.5 ", "expected=a=b"]) == {"n": "3", "tau": "0.5", "expected": "a=b"}
+    parsed = parse_options(["n=3", " tau = 0.5 ", "expected=a=b"])
+    assert parsed == {"n": "3", "tau": "0.5", "expected": "a=b"}
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         parse_options(["n"])
 

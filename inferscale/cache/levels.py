@@ -56,6 +56,9 @@ def verify_config(tun: Tunables) -> VerifyConfig:
 
 
 class CacheLevels:
+    """The four levels behind one object: exact L2/L3/L4 (`get`/`put`), semantic L1
+    (`lookup`/`store`), limits from the tunables on every write."""
+
     def __init__(self, settings: Settings, database: Database, embedder: Embedder) -> None:
         self.exact = ExactCache(database)
         self.semantic = SemanticCache(database, ChromaIndex(settings.chroma_dir), embedder)

@@ -13,7 +13,6 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -81,6 +80,7 @@ class Engine:
         self.health = HealthTracker(settings.cooldown_failures, settings.cooldown_window_s,
                                     settings.cooldown_s, on_cooldown=self.monitor.record_cooldown)
         self.health.restore(self.monitor.cooldowns())
+        self._warm_lock, self._warmed = threading.Lock(), False
 
     # -- settings -------------------------------------------------------------------------------
     def tunables(self) -> Tunables:
@@ -92,8 +92,13 @@ class Engine:
 
     def warm_up(self, background: bool = True) -> threading.Thread | None:
         """Load what a first request would otherwise wait for: litellm, both embedding graphs and
-        the analysis prototypes. In a daemon thread by default (the dashboard starts it with the
-        engine, so the first Playground request does not pay ~4 s of imports)."""
+        the analysis prototypes. Once per engine; in a daemon thread by default (the Playground
+        starts it when it opens, so its first request does not pay seconds of imports)."""
+        with self._warm_lock:
+            if self._warmed:
+                return None
+            self._warmed = True
+
         def work() -> None:
             try:
                 litellm_module(self.settings)
@@ -147,7 +152,7 @@ class Engine:
         strat = build_strategy(strategy, tun, strategy_options)
         router_obj = get_router(router or ("fixed" if models else tun.default_router))
         explicit = tuple(self.registry.require_available(m) for m in dedupe(models or []))
-        candidates = tuple(self.registry.available())
+        candidates: tuple[ModelSpec, ...] = tuple(self.registry.available())
         cc = (cache or CacheControl()) if use_cache and tun.cache_enabled else CacheControl.off()
         params = {"max_tokens": tun.max_tokens, "temperature": tun.temperature}
         scope = RequestScope(
@@ -274,7 +279,7 @@ class Engine:
         self.monitor.finish_request(result, trace.calls, trace.cache_events, trace.saved_usd)
 
     async def _from_cache(self, request_id: str, hit: Any, analysis: Analysis, trace: Trace,
-                          t_start: float, emit: Callable[[Event], None], level: str = "L4",
+                          t_start: float, emit: Emit, level: str = "L4",
                           extra: dict[str, Any] | None = None) -> AskResult:
         stored = AskResult.from_json(hit.value)
         decision = replace(stored.routing, reason=f"served from the {level} cache (originally: "
@@ -299,7 +304,7 @@ class Engine:
 
     def _member_caller(self, messages: list[Message], params: dict[str, Any], cc: CacheControl,
                        scope: RequestScope, tun: Tunables, trace: Trace,
-                       emit: Callable[[Event], None]) -> CallFn:
+                       emit: Emit) -> CallFn:
         call_ids = itertools.count()
         request_messages, request_params = messages, params
 

@@ -220,7 +220,7 @@ def context_problem(spec: ModelSpec, messages: list[Message], params: dict[str, 
 
 def _result(litellm: Any, spec: ModelSpec, resp: Any, started: float, t0: float, attempt: int,
             errors: tuple[str, ...], settings: Settings) -> MemberResult:
-    choices = getattr(resp, "choices", None)
+    choices = getattr(resp, "choices", None) or []
     content = choices[0].message.content if choices else None
     if not isinstance(content, str):
         raise MalformedResponseError("provider returned no message content")

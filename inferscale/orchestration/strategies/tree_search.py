@@ -82,7 +82,7 @@ class TreeSearchStrategy(Strategy[TreeSearchConfig]):
         cfg = self.config
         scorer = Scorer.build(ctx, cfg.scorer, cfg.judge_model, cfg.expected)
         models = {s.id: s for s in ctx.chosen}
-        algo = ABMCTSA()
+        algo: Any = ABMCTSA()  # treequest's generics do not carry our NodeState through
         state = algo.init_tree()
         state.trial_store = _trial_store()
         made, stopped = 0, "budget"
@@ -101,7 +101,7 @@ class TreeSearchStrategy(Strategy[TreeSearchConfig]):
             if ctx.budget.exhausted:
                 stopped = "call_budget"
                 break
-        nodes = [n for n in state.tree.get_nodes() if not n.is_root()]
+        nodes: list[Any] = [n for n in state.tree.get_nodes() if not n.is_root()]
         ok = [n for n in nodes if n.state.answer is not None]
         if not ok:
             return None
