@@ -16,7 +16,8 @@ GOAL_MS = 15.0
 _LONG_CODE = (
     "Here is my Python code:\n```python\n"
     + "\n".join(
-        f"def step_{i}(data, limit={i}):\n    out = [x * {i} for x in data if x < limit]\n    return sorted(out)\n"
+        f"def step_{i}(data, limit={i}):\n    out = [x * {i} for x in data if x < limit]\n"
+        "    return sorted(out)\n"
         for i in range(12)
     )
     + "```\nWhy is it slow on large inputs, and how would you refactor it to run in linear time? "
@@ -101,7 +102,8 @@ def run(env: Env) -> list[Goal]:
     rounds = 1 if env.quick else 3
     total: dict[str, list[float]] = {v: [] for v in variants}
     embed: list[float] = []
-    by_len: dict[str, list[float]] = {"short (<= 20 tok)": [], "medium (21-100 tok)": [], "long (> 100 tok)": []}
+    by_len: dict[str, list[float]] = {"short (<= 20 tok)": [], "medium (21-100 tok)": [],
+                                      "long (> 100 tok)": []}
     for r in range(rounds):
         analyzers = {v: Analyzer(TimedEmbedder(backend=b)) for v, b in variants.items()}
         for a in analyzers.values():  # loads the model (first round) and embeds the domain prototypes
@@ -126,7 +128,8 @@ def run(env: Env) -> list[Goal]:
                     by_len[key].append(dt)
 
     main = total["onnx-int8"]
-    print(f"\n### 4. Complexity analysis time (`Analyzer.analyze`, {len(PROMPTS)} distinct prompts x {rounds} "
+    print(f"\n### 4. Complexity analysis time (`Analyzer.analyze`, {len(PROMPTS)} distinct prompts "
+          f"x {rounds} "
           f"round(s), MiniLM warm, embedding memo cold, backend onnx-int8 as shipped)\n")
     rows = [("all prompts", len(main), ms(p50(main)), ms(p95(main)), ms(max(main)))]
     rows += [(k, len(v), ms(p50(v)), ms(p95(v)), ms(max(v))) for k, v in by_len.items() if v]

@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
                           time.time(), 0, 1.0))
         with db.tx() as d:
             d.conn.executemany("INSERT INTO cache_entries (key, level, value, cost_usd, latency_ms, bytes,"
-                               " created_at, last_hit_at, hits, priority) VALUES (?,?,?,?,?,?,?,?,?,?)", erows)
+                               " created_at, last_hit_at, hits, priority) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                               erows)
             d.conn.executemany("INSERT INTO semantic_index VALUES (?,?,?,?,?,?,?)", rows)
         cache.index.add(ids, np.stack(vecs), [scope] * len(ids))
     fill_s = time.perf_counter() - t0
@@ -125,9 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         exact_read.append((time.perf_counter() - t) * 1000)
     print(f"entries: {n} L1 + {n} L4, filled in {fill_s:.0f} s")
     print("| lookup | p50 ms | p99 ms |\n|---|---|---|")
-    print(f"| L1 cold (embed + Chroma query + verify), as shipped | {pct(cold, 50):.2f} | {pct(cold, 99):.2f} |")
+    print(f"| L1 cold (embed + Chroma query + verify), as shipped | {pct(cold, 50):.2f} "
+          f"| {pct(cold, 99):.2f} |")
     print(f"| L1 cold, exact vectors only | {pct(cold_exact, 50):.2f} | {pct(cold_exact, 99):.2f} |")
-    print(f"| L1 warm (embedding memoised by the analysis step) | {pct(warm, 50):.2f} | {pct(warm, 99):.2f} |")
+    print(f"| L1 warm (embedding memoised by the analysis step) | {pct(warm, 50):.2f} "
+          f"| {pct(warm, 99):.2f} |")
     print(f"| exact L4 hit (read + hit counter update) | {pct(ex, 50):.3f} | {pct(ex, 99):.3f} |")
     print(f"| exact L4 miss (read only) | {pct(exact_read, 50):.3f} | {pct(exact_read, 99):.3f} |")
     print(f"hits: {hits['shipped']} as shipped, {hits['exact']} with exact vectors only (of {2 * len(real)})")

@@ -34,7 +34,8 @@ def _need(module: str, package: str) -> Any:
     try:
         return __import__(module)
     except ImportError:
-        raise SystemExit(f"{package} is not installed: .venv/bin/pip install -r bench/requirements-bench.txt") \
+        raise SystemExit(f"{package} is not installed: "
+                         ".venv/bin/pip install -r bench/requirements-bench.txt") \
             from None
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import plotly.express as px
 import streamlit as st
 
-from inferscale.dashboard_data import breakdown_frame, member_line, submit_ask, timeline_frame
+from dashboard.data import breakdown_frame, member_line, submit_ask, timeline_frame
 from inferscale.errors import InferscaleError
 from inferscale.orchestration.engine import Event
 from inferscale.types import AskResult, MemberResult
@@ -27,7 +27,8 @@ from .structure import render_structure
 
 REFRESH_S = 0.1  # redraw streaming cards at most this often
 # Material icons ship with Streamlit's frontend (emoji need a system font headless browsers lack).
-STEP_ICONS = {"analysis": ":material/search:", "cache": ":material/database:", "routing": ":material/alt_route:",
+STEP_ICONS = {"analysis": ":material/search:", "cache": ":material/database:",
+              "routing": ":material/alt_route:",
               "execution": ":material/play_arrow:", "monitoring": ":material/monitoring:"}
 
 

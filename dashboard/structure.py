@@ -251,7 +251,8 @@ def render_tree_search(detail: dict[str, Any], members: Sequence[MemberResult]) 
                                          "line": {"width": 2}},
                                  hovertext=[f"best: node {best}"], hoverinfo="text"))
     fig.update_xaxes(visible=False)
-    fig.update_yaxes(title="depth", tickvals=sorted(set(ys)), ticktext=[str(int(-y)) for y in sorted(set(ys))])
+    depths = sorted(set(ys))
+    fig.update_yaxes(title="depth", tickvals=depths, ticktext=[str(int(-y)) for y in depths])
     fig.update_layout(height=max(260, 90 * (1 + max((-y for y in ys), default=0))), margin=_MARGIN)
     st.plotly_chart(fig, key="st_tree")
     rows = [{"node": n.get("id"), "parent": n.get("parent"), "depth": n.get("depth"), "model": n.get("model"),

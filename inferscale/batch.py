@@ -168,8 +168,8 @@ async def run_batch(
     await asyncio.gather(*(one(i) for i in items))
     n_exp = totals["expected"]
     return BatchSummary(
-        requests=len(items), answered=totals["answered"], failed=totals["failed"],
-        cost_usd=totals["cost"], with_expected=n_exp, correct=totals["correct"],
+        requests=len(items), answered=int(totals["answered"]), failed=int(totals["failed"]),
+        cost_usd=totals["cost"], with_expected=int(n_exp), correct=int(totals["correct"]),
         accuracy=(totals["correct"] / n_exp) if n_exp else None, wall_s=time.perf_counter() - t0,
     )
 

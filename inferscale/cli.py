@@ -103,7 +103,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"summary": summary.to_json()}), flush=True)
         return 0
-    acc = "-" if summary.accuracy is None else f"{summary.accuracy:.1%} ({summary.correct}/{summary.with_expected})"
+    acc = "-" if summary.accuracy is None else \
+        f"{summary.accuracy:.1%} ({summary.correct}/{summary.with_expected})"
     print(f"requests: {summary.requests}   answered: {summary.answered}   failed: {summary.failed}   "
           f"cost: ${summary.cost_usd:.6f}   accuracy: {acc}   wall: {summary.wall_s:.1f} s")
     return 0
@@ -210,7 +211,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
 def cmd_seed(args: argparse.Namespace) -> int:
     import math
 
-    from .monitor.seed import seed_home
+    from .tools.seed import seed_home
 
     if args.requests < 0:
         raise InferscaleError("--requests must be >= 0")
@@ -250,7 +251,7 @@ def cmd_cache_eval(args: argparse.Namespace) -> int:
     config, embedder = verify_config(tun), Embedder(memo_size=20000, backend=settings.embedding_backend)
     sets = {"pairs": load_pairs(args.pairs)} if args.pairs else {
         "single": fow_pairs("single"), "conversations": fow_pairs("conversations")}
-    out = {name: evaluate(pairs, config, embedder, sweep=args.sweep, halves=bool(args.fow),
+    out: dict[str, Any] = {name: evaluate(pairs, config, embedder, sweep=args.sweep, halves=bool(args.fow),
                           faithful=args.faithful) for name, pairs in sets.items()}
     if args.pairs:
         out = out["pairs"]

@@ -1,21 +1,56 @@
 """One SQLite file per home, opened through sqlite-utils, migrated on open, WAL mode.
 
-Connections are per thread: Streamlit and the tests call the engine from several threads, and a
-sqlite3 connection must not be shared across them.
+The storage base: it knows no component. The schema is `inferscale/schema.py` (ordered migration
+functions); `apply_migrations` below runs them. Connections are per thread: Streamlit, the tests
+and the engine's worker threads call in from several threads, and a sqlite3 connection must not be
+shared across them.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import sqlite_utils
 
 from .errors import InferscaleError
-from .monitor.migrations import apply_migrations
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+
+def apply_migrations(db: sqlite_utils.Database,
+                     migrations: Sequence[tuple[str, Migration]] | None = None) -> list[str]:
+    """Apply pending migrations in order, each in its own transaction. Returns the names applied."""
+    db.conn.execute("PRAGMA journal_mode=WAL")
+    db.conn.execute("PRAGMA busy_timeout=60000")
+    db.conn.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL)"
+    )
+    if migrations is None:
+        from .schema import MIGRATIONS
+
+        migrations = MIGRATIONS
+    applied: list[str] = []
+    for name, fn in migrations:
+        # Re-check inside the write lock: another process may have migrated meanwhile.
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            done = db.conn.execute("SELECT 1 FROM _migrations WHERE name = ?", [name]).fetchone()
+            if not done:
+                fn(db)
+                db.conn.execute(
+                    "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", [name, time.time()]
+                )
+                applied.append(name)
+            db.conn.execute("COMMIT")
+        except BaseException:
+            db.conn.execute("ROLLBACK")
+            raise
+    return applied
 
 
 class DatabaseFileError(InferscaleError):
@@ -23,6 +58,9 @@ class DatabaseFileError(InferscaleError):
 
 
 class Database:
+    """One SQLite file: a connection per thread (`db`), write transactions (`tx`), migrated when
+    opened."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()

@@ -190,7 +190,7 @@ class _TorchMiniLM:
     def __init__(self) -> None:
         from sentence_transformers import SentenceTransformer
 
-        self.model = SentenceTransformer(str(model_dir()), device="cpu", local_files_only=True)
+        self.model: Any = SentenceTransformer(str(model_dir()), device="cpu", local_files_only=True)
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         return self.model.encode(texts, normalize_embeddings=True, convert_to_numpy=True,
@@ -224,7 +224,8 @@ class Embedder:
 
     def __init__(self, memo_size: int = 4096, backend: str = "onnx-int8", fast: Path | None = None) -> None:
         if backend not in BACKENDS:
-            raise InferscaleError(f"unknown embedding backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+            raise InferscaleError(f"unknown embedding backend {backend!r}; "
+                                  f"choose one of {', '.join(BACKENDS)}")
         self.backend = backend
         self.fast = fast  # the fast int8 graph (`build_fast_model`), or None to use only exact vectors
         self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -261,7 +262,8 @@ class Embedder:
         """The exact vectors of `texts` if all are in the memo (no model call), else None."""
         with self._lock:
             got = [self._memo.get(self._key(t)) for t in texts]
-        return None if any(v is None for v in got) else np.stack(got)
+        present = [v for v in got if v is not None]
+        return np.stack(present) if len(present) == len(got) else None
 
     def embed_one(self, text: str) -> np.ndarray:
         return self.embed([text])[0]
@@ -295,7 +297,8 @@ class Embedder:
         pooled = []
         for text, spans in ((a, spans_a), (b, spans_b)):
             offsets, hidden = self._token_states(text[:MAX_CHARS])
-            rows = [i for i, (s, e) in enumerate(offsets) if e > s and any(s < hi and e > lo for lo, hi in spans)]
+            rows = [i for i, (s, e) in enumerate(offsets)
+                    if e > s and any(s < hi and e > lo for lo, hi in spans)]
             if not rows:
                 return None
             pooled.append(hidden[rows].mean(axis=0))

@@ -27,3 +27,18 @@ class RoutingError(InferscaleError):
 
 class AllModelsFailedError(InferscaleError):
     """Every routed model (and every fallback) failed for this request."""
+
+
+class BudgetExceededError(InferscaleError):
+    """The request's call or dollar budget refused a model call."""
+
+
+class FailureKind:
+    """The error class recorded with a failed model call (`MemberResult.error_class`) when the
+    failure is inferscale's own decision rather than a provider error. Provider failures carry the
+    class `providers.retry.classify` names (RateLimitError, Timeout, …)."""
+
+    COOLING_DOWN = "ModelCoolingDown"  # skipped: the model is cooling down after repeated failures
+    CANCELLED = "Cancelled"  # the strategy stopped early and cancelled the call
+    BUDGET = "BudgetExceededError"  # the budget refused the call
+    CONTEXT = "ContextWindowExceededError"  # the call cannot fit the model's context window

@@ -199,6 +199,10 @@ def parse_models_yaml(text: str, source: str = "models.yaml") -> list[ModelSpec]
     return specs
 
 
+# `Registry.list` shadows the builtin inside the class body.
+SpecList = list[ModelSpec]
+
+
 class Registry:
     """Models in the `models` table. Reads are cheap; writes are validated first, then atomic."""
 
@@ -233,7 +237,7 @@ class Registry:
             raise ConfigError(f"stored entry {model_id!r} is invalid: {_format_validation(exc, 'models')} "
                               "(re-import it with models import --replace)") from None
 
-    def available(self) -> list[ModelSpec]:
+    def available(self) -> SpecList:
         return [s for s in self.list() if s.unavailable_reason() is None]
 
     def require_available(self, model_id: str) -> ModelSpec:
@@ -242,11 +246,11 @@ class Registry:
             raise ModelUnavailableError(reason)
         return spec
 
-    def upsert(self, specs: list[ModelSpec]) -> None:
+    def upsert(self, specs: SpecList) -> None:
         with self._dbh.tx():  # one transaction: all or nothing
             self._upsert(specs)
 
-    def _upsert(self, specs: list[ModelSpec]) -> None:
+    def _upsert(self, specs: SpecList) -> None:
         db = self._dbh.db
         row = db.execute("SELECT COALESCE(MAX(position), -1) FROM models").fetchone()
         next_pos = row[0] + 1
@@ -260,7 +264,7 @@ class Registry:
                 [spec.id, spec.model_dump_json(), int(spec.enabled), pos, time.time()],
             )
 
-    def import_yaml(self, path: Path | str, _initial: bool = False, replace: bool = False) -> list[ModelSpec]:
+    def import_yaml(self, path: Path | str, _initial: bool = False, replace: bool = False) -> SpecList:
         """Validate the whole file, then merge it in (existing models not in the file are kept).
         An entry that would change an existing model is refused unless `replace`."""
         specs, _ = self.plan_import(path, replace=replace)

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
+
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+from pydantic.fields import FieldInfo
 
 from .errors import ConfigError
 
@@ -123,102 +128,116 @@ STRATEGY_NAMES = ("single", "ensemble", "cascade", "self-consistency", "best-of-
 ROUTER_NAMES = ("complexity", "fixed", "cheapest", "quality")
 
 
-@dataclass(frozen=True)
+_TUNABLES_CONFIG = ConfigDict(allow_inf_nan=False, extra="forbid", validate_default=False)
+
+
+def _unit(default: float) -> Any:
+    return Field(default, ge=0.0, le=1.0)
+
+
+def _temperature(default: float) -> Any:
+    return Field(default, ge=0.0, le=2.0)
+
+
+def _count(default: int, low: int, high: int) -> Any:
+    return Field(default, ge=low, le=high, strict=True)  # strict: True is not a count
+
+
+def _size(default: float, low: float = 0.0) -> Any:
+    return Field(default, ge=low)
+
+
+@pydantic_dataclass(frozen=True, config=_TUNABLES_CONFIG)
 class Tunables:
-    """Live knobs, persisted in SQLite. Every field is validated by `validate()`."""
+    """Live knobs, persisted in SQLite. A pydantic dataclass: each field carries its allowed range
+    (NaN and infinities are refused everywhere), so a `Tunables` that exists is valid. The strategy
+    configs and the cache verification take their defaults from here.
+
+    `from_dict`, `with_value` and `validate` raise `ConfigError` with one line naming the field and
+    what it allows; building one directly with a bad value raises pydantic's ValidationError."""
 
     # Complexity tiers: n ascending thresholds in [0,1] split the score range into n+1 tiers,
     # mapped onto the enabled models ordered from weakest to strongest quality prior.
-    complexity_thresholds: tuple[float, ...] = (0.35, 0.65)
-    budget_usd: float | None = None  # per-request cap on predicted cost; None = no cap
+    complexity_thresholds: tuple[float, ...] = Field(default=(0.35, 0.65))
+    budget_usd: float | None = Field(default=None, ge=0.0)  # per-request cap on predicted cost; None = no cap
     default_router: str = "complexity"
     default_strategy: str = "single"
-    ensemble_k: int = 2
-    max_tokens: int = 128
-    temperature: float = 0.0
+    ensemble_k: int = _count(2, 1, 16)
+    max_tokens: int = _count(128, 1, 32768)
+    temperature: float = _temperature(0.0)
     cache_enabled: bool = True
-    fixed_models: tuple[str, ...] = field(default_factory=tuple)
+    fixed_models: tuple[str, ...] = Field(default_factory=tuple)
     # Strategy defaults (a request can override them with strategy options).
-    call_budget: int = 24  # most model calls one request may make, judge calls included
-    cascade_tau: float = 0.8  # cascade: escalate while confidence < tau
-    samples_n: int = 5  # self-consistency / best-of-n: how many samples or candidates
-    sample_temperature: float = 0.7  # temperature of those samples
+    call_budget: int = _count(24, 1, 1000)  # most model calls one request may make, judge calls included
+    cascade_tau: float = _unit(0.8)  # cascade: escalate while confidence < tau
+    samples_n: int = _count(5, 1, 64)  # self-consistency / best-of-n: how many samples or candidates
+    sample_temperature: float = _temperature(0.7)  # temperature of those samples
     judge_model: str = ""  # best-of-n / tree-search judge; "" = the strongest available model
-    moa_layers: int = 1  # mixture-of-agents proposer layers before the aggregator
-    tree_budget: int = 8  # tree-search: nodes to generate
+    moa_layers: int = _count(1, 1, 8)  # mixture-of-agents proposer layers before the aggregator
+    tree_budget: int = _count(8, 1, 256)  # tree-search: nodes to generate
     # Cache (issue 4). L1 semantic: an edit of the cached prompt needs `semantic_threshold` cosine
     # (a one/two-word substitution or added qualifier: the focused/qualifier threshold); the same
-    # meaningful words need only `semantic_floor`; a full rewrite `semantic_rewrite_threshold`
-    # (see inferscale/cache/verify.py).
+    # meaningful words need only `semantic_floor`; a full rewrite `semantic_rewrite_threshold`;
+    # a focused substitution under its threshold is still served from `semantic_context_floor` when
+    # the swapped words agree in context to `semantic_context_threshold` (see inferscale/cache/verify.py).
     semantic_enabled: bool = True
-    semantic_threshold: float = 0.85
-    semantic_floor: float = 0.40
-    semantic_focused_threshold: float = 0.90
-    semantic_qualifier_threshold: float = 0.90
-    semantic_history_threshold: float = 0.70
-    semantic_rewrite_threshold: float = 0.62  # a rewrite keeping under half the wording
+    semantic_threshold: float = _unit(0.85)
+    semantic_floor: float = _unit(0.40)
+    semantic_focused_threshold: float = _unit(0.90)
+    semantic_qualifier_threshold: float = _unit(0.90)
+    semantic_history_threshold: float = _unit(0.70)
+    semantic_rewrite_threshold: float = _unit(0.62)  # a rewrite keeping under half the wording
+    semantic_context_floor: float = _unit(0.80)
+    semantic_context_threshold: float = _unit(0.60)
     # Per level: capacity in entries and MB, and TTL in seconds (0 = never expires).
-    cache_l1_max_entries: int = 100_000
-    cache_l1_max_mb: float = 512.0
-    cache_l1_ttl_s: float = 7 * 86400.0
-    cache_l2_max_entries: int = 200_000
-    cache_l2_max_mb: float = 256.0
-    cache_l2_ttl_s: float = 0.0
-    cache_l3_max_entries: int = 100_000
-    cache_l3_max_mb: float = 512.0
-    cache_l3_ttl_s: float = 7 * 86400.0
-    cache_l4_max_entries: int = 100_000
-    cache_l4_max_mb: float = 512.0
-    cache_l4_ttl_s: float = 7 * 86400.0
+    cache_l1_max_entries: int = _count(100_000, 1, 100_000_000)
+    cache_l1_max_mb: float = _size(512.0, 0.001)
+    cache_l1_ttl_s: float = _size(7 * 86400.0)
+    cache_l2_max_entries: int = _count(200_000, 1, 100_000_000)
+    cache_l2_max_mb: float = _size(256.0, 0.001)
+    cache_l2_ttl_s: float = _size(0.0)
+    cache_l3_max_entries: int = _count(100_000, 1, 100_000_000)
+    cache_l3_max_mb: float = _size(512.0, 0.001)
+    cache_l3_ttl_s: float = _size(7 * 86400.0)
+    cache_l4_max_entries: int = _count(100_000, 1, 100_000_000)
+    cache_l4_max_mb: float = _size(512.0, 0.001)
+    cache_l4_ttl_s: float = _size(7 * 86400.0)
+
+    @field_validator("complexity_thresholds")
+    @classmethod
+    def _thresholds(cls, th: tuple[float, ...]) -> tuple[float, ...]:
+        for t in th:
+            if not 0.0 <= t <= 1.0:
+                raise ValueError(f"complexity_thresholds: {t!r} is outside [0, 1]")
+        if list(th) != sorted(th):
+            raise ValueError(f"complexity_thresholds must be ascending, got {list(th)}")
+        return th
+
+    @field_validator("default_router")
+    @classmethod
+    def _router(cls, name: str) -> str:
+        if name not in ROUTER_NAMES:
+            raise ValueError(f"default_router must be one of {', '.join(ROUTER_NAMES)}, got {name!r}")
+        return name
+
+    @field_validator("default_strategy")
+    @classmethod
+    def _strategy(cls, name: str) -> str:
+        if name not in STRATEGY_NAMES:
+            raise ValueError(f"default_strategy must be one of {', '.join(STRATEGY_NAMES)}, got {name!r}")
+        return name
+
+    @model_validator(mode="after")
+    def _floor_below_threshold(self) -> Tunables:
+        if self.semantic_floor > self.semantic_threshold:
+            raise ValueError(f"semantic_floor ({self.semantic_floor}) must be <= semantic_threshold "
+                             f"({self.semantic_threshold})")
+        return self
 
     def validate(self) -> Tunables:
-        th = self.complexity_thresholds
-        for t in th:
-            _unit("complexity_thresholds", t)
-        if list(th) != sorted(th):
-            raise ConfigError(f"complexity_thresholds must be ascending, got {list(th)}")
-        if self.budget_usd is not None and (
-            not isinstance(self.budget_usd, (int, float))
-            or not math.isfinite(self.budget_usd)
-            or self.budget_usd < 0
-        ):
-            raise ConfigError(f"budget_usd must be a finite number >= 0, got {self.budget_usd!r}")
-        if self.default_router not in ROUTER_NAMES:
-            raise ConfigError(f"default_router must be one of {', '.join(ROUTER_NAMES)}")
-        if self.default_strategy not in STRATEGY_NAMES:
-            raise ConfigError(f"default_strategy must be one of {', '.join(STRATEGY_NAMES)}")
-        if not isinstance(self.ensemble_k, int) or not 1 <= self.ensemble_k <= 16:
-            raise ConfigError(f"ensemble_k must be an integer in [1, 16], got {self.ensemble_k!r}")
-        if not isinstance(self.max_tokens, int) or not 1 <= self.max_tokens <= 32768:
-            raise ConfigError(f"max_tokens must be an integer in [1, 32768], got {self.max_tokens!r}")
-        if not isinstance(self.temperature, (int, float)) or not 0 <= self.temperature <= 2:
-            raise ConfigError(f"temperature must be in [0, 2], got {self.temperature!r}")
-        for name, low, high in (("call_budget", 1, 1000), ("samples_n", 1, 64), ("moa_layers", 1, 8),
-                                ("tree_budget", 1, 256)):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or not low <= v <= high:
-                raise ConfigError(f"{name} must be an integer in [{low}, {high}], got {v!r}")
-        _unit("cascade_tau", self.cascade_tau)
-        if not isinstance(self.sample_temperature, (int, float)) or not 0 <= self.sample_temperature <= 2:
-            raise ConfigError(f"sample_temperature must be in [0, 2], got {self.sample_temperature!r}")
-        if not isinstance(self.judge_model, str):
-            raise ConfigError(f"judge_model must be a model id or empty, got {self.judge_model!r}")
-        for name in ("semantic_threshold", "semantic_floor", "semantic_focused_threshold",
-                     "semantic_qualifier_threshold", "semantic_history_threshold",
-                     "semantic_rewrite_threshold"):
-            _unit(name, getattr(self, name))
-        if self.semantic_floor > self.semantic_threshold:
-            raise ConfigError(f"semantic_floor ({self.semantic_floor}) must be <= semantic_threshold "
-                              f"({self.semantic_threshold})")
-        for lvl in ("l1", "l2", "l3", "l4"):
-            n = getattr(self, f"cache_{lvl}_max_entries")
-            if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 100_000_000:
-                raise ConfigError(f"cache_{lvl}_max_entries must be an integer in [1, 100000000], got {n!r}")
-            for name, low in ((f"cache_{lvl}_max_mb", 0.001), (f"cache_{lvl}_ttl_s", 0.0)):
-                v = getattr(self, name)
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < low:
-                    raise ConfigError(f"{name} must be a finite number >= {low}, got {v!r}")
-        return self
+        """Check every field again (a `Tunables` is validated when built; this is for callers that
+        want the ConfigError form)."""
+        return _checked(lambda: Tunables(**{f.name: getattr(self, f.name) for f in fields(self)}))
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -229,8 +248,8 @@ class Tunables:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
-        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return replace(cls(), **kw).validate()
+        kw: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return _checked(lambda: replace(cls(), **kw))
 
     def with_value(self, key: str, raw: str) -> Tunables:
         """Parse one CLI/dashboard string value for `key` and return the updated, validated copy."""
@@ -258,9 +277,58 @@ class Tunables:
                 value = raw
         except ValueError:
             raise ConfigError(f"{key}: cannot parse {raw!r}") from None
-        return replace(self, **{key: value}).validate()
+        return _checked(lambda: replace(self, **{key: value}))
 
 
-def _unit(name: str, value: Any) -> None:
-    if not isinstance(value, (int, float)) or math.isnan(value) or not 0.0 <= value <= 1.0:
-        raise ConfigError(f"{name}: {value!r} is outside [0, 1]")
+def _checked(build: Callable[[], Tunables]) -> Tunables:
+    """`build()`, with a validation failure turned into a one-line ConfigError that names the field
+    and what it allows (e.g. "samples_n must be an integer in [1, 64], got 0")."""
+    try:
+        return build()
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = err.get("loc") or ()
+    name = str(loc[0]) if loc else "tunables"
+    if err["type"] == "value_error":  # our own validators wrote a full sentence
+        return str(err["ctx"]["error"]) if "ctx" in err else err["msg"]
+    got = err.get("input")
+    return f"{name} must be {_allowed(name)}, got {got!r}"
+
+
+def _allowed(name: str) -> str:
+    """What a field accepts, from its declared type and constraints."""
+    declared = _FIELDS[name]
+    bounds = _bounds(declared)
+    low, high = bounds.get("ge"), bounds.get("le")
+    type_name = str(declared.type)
+    kind = {"int": "an integer", "bool": "true or false", "str": "text"}.get(type_name, "")
+    kind = kind or ("a finite number" if "float" in type_name else "valid")
+    if low is not None and high is not None:
+        return f"{kind} in [{low:g}, {high:g}]" if kind != "a finite number" else f"in [{low:g}, {high:g}]"
+    if low is not None:
+        suffix = " (or none)" if "None" in type_name else ""
+        return f"{kind} >= {low:g}{suffix}"
+    return kind
+
+
+def like_tunable(name: str) -> Any:
+    """A pydantic Field with the default and the range of the tunable `name`: a strategy option
+    that a tunable sets by default declares itself with this, so both share one source."""
+    declared = _FIELDS[name]
+    info = declared.default
+    default = info.default if isinstance(info, FieldInfo) else info
+    return Field(default=default, **_bounds(declared))
+
+
+def _bounds(declared: Any) -> dict[str, Any]:
+    """{"ge": low, "le": high} of a Tunables field, as declared."""
+    info = declared.default
+    metadata = info.metadata if isinstance(info, FieldInfo) else []
+    return {k: getattr(m, k) for m in metadata for k in ("ge", "le") if hasattr(m, k)}
+
+
+_FIELDS = {f.name: f for f in fields(Tunables)}

@@ -76,6 +76,13 @@ class MemberResult:
     mean_logprob: float | None = None  # mean token log-probability, when the provider gives them
     role: str = ""  # what the call was for inside its strategy: "sample 2", "judge", "tier 1"…
     truncated: bool = False  # the provider's answer was longer than the caps (inferscale/limits.py)
+    kind: str | None = None  # the error class of a failure (errors.FailureKind or a provider class)
+
+    @classmethod
+    def failure(cls, model: str, kind: str, message: str, **fields: Any) -> MemberResult:
+        """A failed call of class `kind` (shown as "<kind>: <message>")."""
+        return cls(model=model, answer=None, error=f"{kind}: {message}", kind=kind,
+                   **{"latency_ms": 0.0, **fields})
 
     @property
     def ok(self) -> bool:
@@ -83,7 +90,11 @@ class MemberResult:
 
     @property
     def error_class(self) -> str | None:
-        return self.error.split(":", 1)[0] if self.error else None
+        """The failure's class. Every failure inferscale builds carries it in `kind`; a record
+        built by hand with only an `error` text names it as the text's prefix."""
+        if self.error is None:
+            return None
+        return self.kind or self.error.partition(":")[0]
 
 
 @dataclass(frozen=True)
@@ -157,3 +168,43 @@ class AskResult:
             "steps": [{"name": s.name, "ms": round(s.ms, 3), "note": s.note} for s in self.steps],
             "detail": self.detail,
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AskResult:
+        """The exact inverse of `to_json`: `AskResult.from_json(r.to_json()).to_json() == r.to_json()`.
+        What the JSON leaves out stays at its default (the analysis' token count, capability and
+        domain scores, the routing fallbacks, a member's attempts and log-probability)."""
+        r = data["routing"]
+        cache = data.get("cache")
+        hit = None
+        if cache is not None:
+            base = {k: cache[k] for k in ("level", "key", "saved_usd", "saved_ms", "created_at")}
+            hit = CacheHit(**base, detail={k: v for k, v in cache.items() if k not in base})
+        return cls(
+            request_id=data["request_id"],
+            answer=data["answer"],
+            strategy=data["strategy"],
+            analysis=Analysis(score=r["complexity"], domain=r["domain"], tokens=0, capability="",
+                              breakdown=tuple((str(n), float(c), str(w)) for n, c, w in r["breakdown"])),
+            routing=RoutingDecision(policy=r.get("policy", "cache"), models=tuple(r["models"]),
+                                    strategy=data["strategy"],
+                                    reason=r["reason"], predicted_cost_usd=r["predicted_cost_usd"]),
+            cache=hit,
+            members=tuple(MemberResult(**m) for m in data["members"]),
+            confidence=data["confidence"],
+            cost_usd=data["cost_usd"],
+            latency_ms=data["latency_ms"],
+            steps=tuple(StepTiming(s["name"], s["ms"], s["note"]) for s in data["steps"]),
+            detail=data["detail"],
+        )
+
+
+@dataclass(frozen=True)
+class Cooldown:
+    """One model's cooldown, as persisted and shown by `inferscale stats`."""
+
+    model: str
+    until: float  # epoch seconds
+    failures: int  # failures inside the window that tripped it
+    error_class: str  # the last failure's class
+    error: str

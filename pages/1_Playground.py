@@ -4,14 +4,15 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.common import code_span, page
+from dashboard.data import history_row, parse_strategy_options
 from dashboard.playground import render_cards, render_result, run_live
 from dashboard.safe import plain
-from inferscale.dashboard_data import history_row, parse_strategy_options
 from inferscale.errors import ConfigError
 from inferscale.orchestration.strategies import STRATEGIES
 from inferscale.routing import ROUTERS
 
 engine = page("Playground", ":material/chat:")
+engine.warm_up()  # once per engine, in the background: the first request does not wait for imports
 tun = engine.tunables()
 specs = engine.registry.list()
 available = [s.id for s in specs if s.unavailable_reason() is None]
@@ -35,7 +36,8 @@ with st.form("pg_form", border=True):
                             index=routers.index(tun.default_router) if tun.default_router in routers else 0)
     models = c[2].multiselect("Models", available, key="pg_models",
                               placeholder="None: the router chooses",
-                              help="Pick models to ask them explicitly; leave empty to let the router choose.")
+                              help="Pick models to ask them explicitly; "
+                                   "leave empty to let the router choose.")
     use_cache = c[3].checkbox("Use cache", value=True, key="pg_use_cache")
     submitted = st.form_submit_button("Run", type="primary", key="pg_submit")
 if unavailable:

@@ -7,8 +7,8 @@ themselves. A saved change applies to the next request; nothing restarts.
 import streamlit as st
 
 from dashboard.common import page
+from dashboard.data import GROUPS, apply_tunables, display_raw, to_raw, tunable_fields
 from dashboard.safe import plain
-from inferscale.dashboard_data import GROUPS, apply_tunables, display_raw, to_raw, tunable_fields
 from inferscale.errors import ConfigError
 from inferscale.orchestration.strategies import STRATEGIES
 from inferscale.routing import ROUTERS

@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard import charts
 from dashboard.common import chart_frames, data_range, money, page, pct
-from inferscale.monitor.seed import clear_synthetic, seed_synthetic
+from inferscale.tools.seed import clear_synthetic, seed_synthetic
 
 engine = page("Performance", ":material/monitoring:")
 db = str(engine.settings.db_path)
@@ -76,7 +76,8 @@ st.download_button("Download CSV", cl.to_csv(index=False), file_name="cache_leve
 st.subheader("Latency percentiles per model")
 pc = frames["latency_percentiles"]
 st.dataframe(pc, hide_index=True, key="perf_percentiles",
-             column_config={c: st.column_config.NumberColumn(format="%.0f") for c in ("p50_ms", "p95_ms", "max_ms")})
+             column_config={c: st.column_config.NumberColumn(format="%.0f")
+                            for c in ("p50_ms", "p95_ms", "max_ms")})
 st.download_button("Download CSV", pc.to_csv(index=False), file_name="latency_percentiles.csv",
                    mime="text/csv", key="perf_csv_latency_percentiles", disabled=pc.empty)
 
@@ -88,8 +89,8 @@ with st.expander("Demo data (synthetic rows)"):
     if b[0].button("Seed synthetic rows", key="perf_seed"):
         bar = st.progress(0.0, text="Seeding…")
         counts = seed_synthetic(engine.database, int(n), rng_seed=None,
-                                on_progress=lambda done, total: bar.progress(done / total,
-                                                                             text=f"Seeded {done:,}/{total:,}"))
+                                on_progress=lambda done, total: bar.progress(
+                                    done / total, text=f"Seeded {done:,}/{total:,}"))
         chart_frames.clear()
         data_range.clear()
         st.session_state.pop("perf_range", None)  # widen the range to the new data

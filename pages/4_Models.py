@@ -6,8 +6,8 @@ Key *values* are never shown: the registry holds only the name of each key's env
 import streamlit as st
 
 from dashboard.common import code_span, page
+from dashboard.data import model_rows, spec_from_form
 from dashboard.safe import plain
-from inferscale.dashboard_data import model_rows, spec_from_form
 from inferscale.errors import InferscaleError
 from inferscale.orchestration.runner import run_sync
 from inferscale.providers.probe import probe_model
@@ -26,7 +26,8 @@ st.dataframe(rows, hide_index=True, key="models_table",
 missing = rows[rows["status"].str.startswith("unavailable")] if not rows.empty else rows
 if not missing.empty:
     st.warning("Unavailable until their key variable is set in the dashboard's environment: "
-               + "; ".join(f"{code_span(r.id)} needs {code_span(r.api_key_env)}" for r in missing.itertuples()))
+               + "; ".join(f"{code_span(r.id)} needs {code_span(r.api_key_env)}"
+                           for r in missing.itertuples()))
 
 specs = {s.id: s for s in registry.list()}
 ids = list(specs)
@@ -76,20 +77,23 @@ with st.form("models_form"):
         "api_key_env": f[1].text_input("API key environment variable (optional)",
                                        value=(base and base.api_key_env) or "", key="models_form_api_key_env",
                                        placeholder="OPENAI_API_KEY",
-                                       help="The variable's NAME; the key itself never goes in the registry."),
+                                       help="The variable's NAME; "
+                                            "the key itself never goes in the registry."),
         "input_price_per_1m": f[0].number_input("Input price, $ per 1M tokens (empty: litellm's map)",
                                                 value=base.input_price_per_1m if base else None,
                                                 key="models_form_input_price", format="%.4f"),
         "output_price_per_1m": f[1].number_input("Output price, $ per 1M tokens",
                                                  value=base.output_price_per_1m if base else None,
                                                  key="models_form_output_price", format="%.4f"),
-        "context_window": f[0].number_input("Context window (tokens)", value=base.context_window if base else 8192,
+        "context_window": f[0].number_input("Context window (tokens)",
+                                            value=base.context_window if base else 8192,
                                             step=1024, key="models_form_context_window"),
         "tags": f[1].text_input("Tags (comma-separated)", value=", ".join(base.tags) if base else "chat",
                                 key="models_form_tags", help="Capabilities: chat, code, math, reasoning…"),
         "quality_prior": f[0].number_input("Quality prior (0-1)", value=base.quality_prior if base else 0.5,
                                            step=0.05, key="models_form_quality_prior"),
-        "latency_prior_ms": f[1].number_input("Latency prior (ms)", value=base.latency_prior_ms if base else 1000.0,
+        "latency_prior_ms": f[1].number_input("Latency prior (ms)",
+                                              value=base.latency_prior_ms if base else 1000.0,
                                               step=100.0, key="models_form_latency_prior_ms"),
         "enabled": st.checkbox("Enabled", value=base.enabled if base else False, key="models_form_enabled"),
         "notes": st.text_area("Notes", value=base.notes if base else "", key="models_form_notes", height=68),

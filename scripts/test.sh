@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Quick start, part 2: set up and run the whole test suite (lint included).
+# Quick start, part 2: set up and run the whole test suite (lint and type check included).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -10,5 +10,6 @@ if ! command -v chromium >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 .venv/bin/ruff check .
+.venv/bin/python -m mypy  # over inferscale/ (pyproject.toml [tool.mypy]); zero errors
 mkdir -p artifacts
 .venv/bin/python -m pytest -q "$@"

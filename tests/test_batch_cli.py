@@ -106,7 +106,8 @@ def test_bad_options_fail_before_running(cli, make_engine, server, tmp_path) -> 
 def test_kill_9_mid_batch_leaves_a_consistent_database(make_engine, server, tmp_path, home) -> None:
     make_engine(fake_model("slow", "slow-150"))
     n = 120
-    f = write_jsonl(tmp_path / "in.jsonl", [{"id": f"q{i}", "prompt": f"slow question {i}"} for i in range(n)])
+    f = write_jsonl(tmp_path / "in.jsonl",
+                    [{"id": f"q{i}", "prompt": f"slow question {i}"} for i in range(n)])
     cmd = [sys.executable, "-m", "inferscale", "batch", str(f), "--models", "slow", "--concurrency", "4",
            "--json"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,

@@ -126,7 +126,8 @@ def test_a_broken_fast_graph_falls_back_to_exact_vectors(tmp_path: Path) -> None
     broken.write_bytes(b"not an onnx graph")
     emb = Embedder(fast=broken)
     cache = SemanticCache(Database(tmp_path / "t.db"), ChromaIndex(tmp_path / "c"), emb)
-    cache.put(build_query([{"role": "user", "content": "How do I reset my password?"}]), {"answer": "y"}, 0, 1)
+    cache.put(build_query([{"role": "user", "content": "How do I reset my password?"}]),
+              {"answer": "y"}, 0, 1)
     r = cache.lookup(build_query([{"role": "user", "content": "how can I reset my password"}]))
     assert r.match is not None and r.error is None
     assert emb.fast is None  # given up once, not retried per lookup

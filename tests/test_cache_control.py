@@ -22,7 +22,8 @@ def test_a_namespace_never_sees_another_namespaces_entries(make_engine, server):
     other = engine.ask("how do tides work?", models=["fake-echo"], cache=b)
     assert other.cache is None and not any(m.cached for m in other.members)
     # A reworded prompt in the other partition must not be served semantically from the first either.
-    reworded = engine.ask("How do tides work?", models=["fake-echo"], cache=CacheControl(namespace="tenant-c"))
+    reworded = engine.ask("How do tides work?", models=["fake-echo"],
+                          cache=CacheControl(namespace="tenant-c"))
     assert reworded.cache is None
     assert server.calls["echo"] == 3
     # Within a partition the entry is served; an unpartitioned request does not see it.
@@ -50,7 +51,8 @@ def test_a_requests_max_age_narrows_the_level_ttl(make_engine, server):
     time.sleep(0.3)
     stale = engine.ask("explain quicksort", models=["fake-echo"], cache=CacheControl(ttl_s=0.1))
     assert stale.cache is None
-    assert _levels(engine.ask("explain quicksort", models=["fake-echo"], cache=CacheControl(ttl_s=60))) == "L4"
+    fresh_enough = engine.ask("explain quicksort", models=["fake-echo"], cache=CacheControl(ttl_s=60))
+    assert _levels(fresh_enough) == "L4"
 
 
 def test_source_and_tenant_are_recorded(make_engine):

@@ -291,7 +291,8 @@ def test_restart_keeps_entries(home: Path) -> None:
 
 def test_concurrent_writers_lose_nothing(home: Path) -> None:
     cache = _cache(home)
-    texts = [f"Question {w}-{i}: how do I configure feature {w * 100 + i}?" for w in range(4) for i in range(6)]
+    texts = [f"Question {w}-{i}: how do I configure feature {w * 100 + i}?"
+             for w in range(4) for i in range(6)]
     _EMBEDDER.embed(texts)  # warm the memo so threads race on the stores, not on the model
 
     def writer(w: int) -> None:

@@ -67,7 +67,8 @@ def test_valid_import_merges(cli, server, home: Path, tmp_path: Path) -> None:
 
 
 def test_prompt_longer_than_every_context_window(cli, make_engine, home: Path) -> None:
-    engine = make_engine(fake_model("fake-tiny", context_window=100), fake_model("fake-small", context_window=150))
+    engine = make_engine(fake_model("fake-tiny", context_window=100),
+                         fake_model("fake-small", context_window=150))
     engine.tunables_store.set("max_tokens", "32")
     assert {s.id for s in engine.registry.available()} == {"fake-tiny", "fake-small"}
     long_prompt = " ".join(f"word{i}" for i in range(300))

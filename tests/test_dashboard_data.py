@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from inferscale.dashboard_data import (
+from dashboard.data import (
     apply_tunables,
     spec_from_form,
     submit_ask,
@@ -21,10 +21,10 @@ from inferscale.dashboard_data import (
 )
 from inferscale.errors import ConfigError
 from inferscale.monitor import queries
-from inferscale.monitor.seed import TABLES, clear_synthetic, seed_synthetic
 from inferscale.orchestration.runner import run_sync
 from inferscale.providers.probe import probe_model
 from inferscale.settings import Tunables
+from inferscale.tools.seed import TABLES, clear_synthetic, seed_synthetic
 from inferscale.types import StepTiming
 from tests.support.dashboard import dashboard_models
 from tests.support.fakes import KEY_VAR
@@ -115,7 +115,8 @@ def test_window_and_synthetic_filters(engine: Any) -> None:
         conn.execute("DELETE FROM requests")
     s = queries.summary(conn, queries.Window(0, 4e10))
     assert s["requests"] == 501 and s["synthetic"] == 500
-    assert queries.recent_requests(conn, 5, include_synthetic=False)["prompt"].tolist() == ["one real request"]
+    real = queries.recent_requests(conn, 5, include_synthetic=False)
+    assert real["prompt"].tolist() == ["one real request"]
 
 
 def test_tunable_fields_cover_every_field_and_round_trip() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import streamlit as st
 
-from inferscale.monitor.seed import seed_synthetic
+from inferscale.tools.seed import seed_synthetic
 from tests.support.dashboard import XSS, all_text, app_test, dashboard_models, frame, no_exception
 
 

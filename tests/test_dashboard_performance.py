@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import streamlit as st
 
-from inferscale.monitor.seed import seed_synthetic
+from inferscale.tools.seed import seed_synthetic
 from tests.support.dashboard import all_text, app_test, dashboard_models, frame, no_exception
 
 CHARTS = ("hit_rate_over_time", "cost_over_time", "latency_histogram", "requests_per_model",

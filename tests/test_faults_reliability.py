@@ -123,7 +123,8 @@ def test_cooldown_skips_a_failing_model_and_is_visible_in_stats(make_engine, ser
     skipped = result.members[0]
     assert skipped.error_class == "ModelCoolingDown" and skipped.attempts == 0
     stats = engine.monitor.stats()["cooldowns"]["bad"]
-    assert stats["cooling_down"] and stats["cooldowns"] == 1 and stats["last_error_class"] == "InternalServerError"
+    assert stats["cooling_down"] and stats["cooldowns"] == 1
+    assert stats["last_error_class"] == "InternalServerError"
     assert 100 < stats["remaining_s"] <= 120
 
     # Another process sees it: `inferscale stats` (--json and text), and a new engine respects it.

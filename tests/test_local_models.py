@@ -52,7 +52,8 @@ def test_default_routing_answers_from_smollm2(local_engine: Engine) -> None:
     assert row["status"] == "ok" and row["answer"] == result.answer and row["cost_usd"] > 0
     call = next(local_engine.database.db.query(
         "SELECT * FROM model_calls WHERE request_id = ?", [result.request_id]))
-    assert (call["model"], call["tokens_in"], call["tokens_out"]) == (SMOL, member.tokens_in, member.tokens_out)
+    got = (call["model"], call["tokens_in"], call["tokens_out"])
+    assert got == (SMOL, member.tokens_in, member.tokens_out)
 
 
 def test_repeated_ask_is_an_l4_hit(local_engine: Engine) -> None:

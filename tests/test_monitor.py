@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from inferscale import Engine, Settings
-from inferscale.db import Database
-from inferscale.monitor.migrations import MIGRATIONS, apply_migrations
+from inferscale.db import Database, apply_migrations
+from inferscale.schema import MIGRATIONS
 from tests.support.fakes import fake_model
 
 ECHO = fake_model("fake-echo", "echo", input_price_per_1m=1.0, output_price_per_1m=1.0)
@@ -46,7 +46,8 @@ def test_journal_mode_is_wal(home: Path) -> None:
 
 
 def _status_counts(engine: Engine) -> dict[str, int]:
-    return dict(engine.database.db.execute("SELECT status, COUNT(*) FROM requests GROUP BY status").fetchall())
+    rows = engine.database.db.execute("SELECT status, COUNT(*) FROM requests GROUP BY status").fetchall()
+    return dict(rows)
 
 
 def test_shared_engine_under_8_threads(make_engine, server) -> None:

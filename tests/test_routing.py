@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from inferscale.errors import InvalidPromptError, RoutingError
+from inferscale.orchestration.strategies import STRATEGIES
 from inferscale.registry import ModelSpec
 from inferscale.routing import RouteRequest, get_router
 from inferscale.routing.policies import route
@@ -33,7 +34,9 @@ def cost(make_engine):
 
 def _request(cost, score: float, specs, thresholds=(0.35, 0.65), strategy="single", **tun) -> RouteRequest:
     tunables = Tunables(complexity_thresholds=tuple(thresholds), **tun).validate()
-    return RouteRequest(_analysis(score), tuple(specs), strategy, tunables, cost)
+    # The engine asks the strategy how many models it uses; so does this helper.
+    return RouteRequest(_analysis(score), tuple(specs), strategy, tunables, cost,
+                        models_needed=STRATEGIES[strategy].models_needed)
 
 
 @pytest.mark.parametrize("n_models", [1, 2, 3, 5])

@@ -23,7 +23,8 @@ def _execution_ms(result) -> float:
 
 
 def priced(model_id: str, behaviour: str, usd_per_1m: float, **kw) -> dict:
-    return fake_model(model_id, behaviour, input_price_per_1m=usd_per_1m, output_price_per_1m=usd_per_1m, **kw)
+    return fake_model(model_id, behaviour, input_price_per_1m=usd_per_1m, output_price_per_1m=usd_per_1m,
+                      **kw)
 
 
 # -- cascade -------------------------------------------------------------------------------------

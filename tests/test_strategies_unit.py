@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from pydantic import ValidationError
 
 from inferscale.errors import ConfigError
-from inferscale.orchestration.strategies import STRATEGIES, build_strategy, parse_options
+from inferscale.orchestration.strategies import STRATEGIES, StrategyConfig, build_strategy, parse_options
 from inferscale.orchestration.strategies.answers import (
     answer_key,
     extract_number,
@@ -94,8 +95,13 @@ def test_registry_matches_settings_and_every_strategy_has_a_typed_config() -> No
     for name, cls in STRATEGIES.items():
         strategy = build_strategy(name, t)
         assert isinstance(strategy, cls)
-        with pytest.raises(Exception):  # noqa: B017 - frozen pydantic model
-            strategy.config.__setattr__("x", 1)
+        assert type(strategy.config) is cls.Config and cls.Config is not StrategyConfig
+        # Frozen: even a known field cannot be reassigned (an unknown one is refused by extra=forbid
+        # whether or not the model is frozen, so it would prove nothing).
+        for field_name in cls.Config.model_fields:
+            with pytest.raises(ValidationError, match="frozen"):
+                setattr(strategy.config, field_name, getattr(strategy.config, field_name))
+        assert cls.Config.model_config.get("frozen") is True
 
 
 @pytest.mark.parametrize(("name", "options", "message"), [
@@ -111,7 +117,8 @@ def test_bad_options_are_config_errors_naming_the_field(name: str, options: dict
 
 
 def test_parse_options() -> None:
-    assert parse_options(["n=3", " tau = 0.5 ", "expected=a=b"]) == {"n": "3", "tau": "0.5", "expected": "a=b"}
+    parsed = parse_options(["n=3", " tau = 0.5 ", "expected=a=b"])
+    assert parsed == {"n": "3", "tau": "0.5", "expected": "a=b"}
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         parse_options(["n"])
 

@@ -119,3 +119,35 @@ def test_sampling_tunables_are_sent_to_the_model(make_engine, server) -> None:
     assert again.cache is None and not again.members[0].cached  # a new value is a new cache scope
     assert server.last_request["max_tokens"] == 8
     assert server.calls["echo"] == 2
+
+
+def test_cache_verification_and_strategy_defaults_come_from_the_tunables() -> None:
+    import dataclasses
+
+    from inferscale.cache.levels import verify_config
+    from inferscale.cache.verify import VerifyConfig
+    from inferscale.orchestration.strategies import STRATEGIES
+
+    # Every threshold of the L1 decision is a tunable, with the same default.
+    assert verify_config(Tunables()) == VerifyConfig()
+    assert {f.name for f in dataclasses.fields(VerifyConfig)} <= {
+        n.removeprefix("semantic_") for n in Tunables().to_dict() if n.startswith("semantic_")}
+    # A strategy built without tunables has the tunables' defaults and ranges.
+    t = Tunables()
+    assert STRATEGIES["cascade"].Config().tau == t.cascade_tau
+    assert STRATEGIES["best-of-n"].Config().n == t.samples_n
+    with pytest.raises(ConfigError, match=r"n: .*less than or equal to 64"):
+        STRATEGIES["self-consistency"].Config.build(t, {"n": 65})
+
+
+@pytest.mark.parametrize(("key", "raw", "message"), [
+    ("cascade_tau", "nan", "cascade_tau must be in [0, 1], got nan"),
+    ("semantic_context_floor", "1.2", "semantic_context_floor must be in [0, 1]"),
+    ("samples_n", "0", "samples_n must be an integer in [1, 64], got 0"),
+    ("cache_l2_ttl_s", "inf", "cache_l2_ttl_s must be a finite number >= 0"),
+    ("budget_usd", "-1", "budget_usd must be a finite number >= 0"),
+])
+def test_messages_name_the_field_and_its_range(key: str, raw: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Tunables().with_value(key, raw)
+    assert message in str(info.value) and "\n" not in str(info.value)

@@ -174,7 +174,8 @@ class ChromaIndex:
         for col in self._all():
             offset = 0
             while True:
-                got = self._call("get", lambda c=col, o=offset: c.get(include=[], limit=5000, offset=o))["ids"]
+                got = self._call("get", lambda c=col, o=offset: c.get(include=[], limit=5000,
+                                                                       offset=o))["ids"]
                 out.update(got)
                 if len(got) < 5000:
                     break

@@ -140,7 +140,8 @@ def score_faithful(pairs: list[Pair], config: VerifyConfig, embedder: Embedder) 
     out = []
     for p in pairs:
         with tempfile.TemporaryDirectory(prefix="inferscale-eval-") as tmp:
-            cache = SemanticCache(Database(Path(tmp) / "eval.db"), ChromaIndex(Path(tmp) / "chroma"), embedder)
+            cache = SemanticCache(Database(Path(tmp) / "eval.db"), ChromaIndex(Path(tmp) / "chroma"),
+                                  embedder)
             qa, qb = build_query(p.a, scope="cache-eval"), build_query(p.b, scope="cache-eval")
             cache.put(qa, {"answer": "cached"}, 0.0, 0.0)
             r = cache.lookup(qb, config)

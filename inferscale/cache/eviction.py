@@ -105,7 +105,8 @@ class Evictor:
         keys = [r[0] for r in rows]
         if before_delete is not None:
             before_delete(keys)
-        evs = [Eviction(level, r[0], reason, int(r[1] or 0), int(r[2] or 0), float(r[3] or 0.0)) for r in rows]
+        evs = [Eviction(level, r[0], reason, int(r[1] or 0), int(r[2] or 0), float(r[3] or 0.0))
+               for r in rows]
         top = max((e.priority for e in evs if math.isfinite(e.priority)), default=0.0)
         with self._dbh.tx() as db:
             db.conn.executemany("DELETE FROM cache_entries WHERE key = ?", [[k] for k in keys])

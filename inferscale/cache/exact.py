@@ -8,7 +8,6 @@ cost nothing extra to store as keys.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -16,11 +15,12 @@ from typing import Any
 
 from ..db import Database
 from .eviction import Evictor, gdsf_priority
+from .scope import digest
 
 
 def cache_key(level: str, **parts: Any) -> str:
-    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return level + ":" + hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
+    """`<level>:<digest of parts>`: the key of an exact entry."""
+    return level + ":" + digest(parts)
 
 
 @dataclass(frozen=True)

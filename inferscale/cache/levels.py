@@ -42,16 +42,23 @@ def limits_for(tun: Tunables, level: str) -> Limits:
 
 
 def verify_config(tun: Tunables) -> VerifyConfig:
+    """Every threshold the L1 verification decides with, from the tunables (their one source of
+    defaults; `VerifyConfig()`'s own defaults are kept equal by tests/test_tunables.py)."""
     return VerifyConfig(
         threshold=tun.semantic_threshold, floor=tun.semantic_floor,
         focused_threshold=tun.semantic_focused_threshold,
         qualifier_threshold=tun.semantic_qualifier_threshold,
         history_threshold=tun.semantic_history_threshold,
         rewrite_threshold=tun.semantic_rewrite_threshold,
+        context_floor=tun.semantic_context_floor,
+        context_threshold=tun.semantic_context_threshold,
     )
 
 
 class CacheLevels:
+    """The four levels behind one object: exact L2/L3/L4 (`get`/`put`), semantic L1
+    (`lookup`/`store`), limits from the tunables on every write."""
+
     def __init__(self, settings: Settings, database: Database, embedder: Embedder) -> None:
         self.exact = ExactCache(database)
         self.semantic = SemanticCache(database, ChromaIndex(settings.chroma_dir), embedder)

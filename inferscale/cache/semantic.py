@@ -82,6 +82,10 @@ def _vec(b: bytes | None) -> np.ndarray | None:
 
 
 class SemanticCache:
+    """The L1 level: final answers found by meaning. Entries live in SQLite (vectors, value, scope)
+    and in a Chroma index searched within the request's scope; `lookup` finds candidates on fast
+    vectors and decides every hit on exact ones (`verify.verify`)."""
+
     def __init__(self, database: Database, index: ChromaIndex, embedder: Embedder, k: int = 4) -> None:
         self._dbh = database
         self.index = index
@@ -187,7 +191,8 @@ class SemanticCache:
         prio = gdsf_priority(self.evictor.clock("L1"), row["hits"] + 1, row["cost_usd"], row["latency_ms"],
                              row["bytes"])
         with self._dbh.tx() as db:
-            db.execute("UPDATE cache_entries SET hits = hits + 1, last_hit_at = ?, priority = ? WHERE key = ?",
+            db.execute("UPDATE cache_entries SET hits = hits + 1, last_hit_at = ?, priority = ?"
+                       " WHERE key = ?",
                        [time.time(), prio, row["key"]])
 
     # -- writes ---------------------------------------------------------------------------------
@@ -206,7 +211,8 @@ class SemanticCache:
             db.execute("DELETE FROM semantic_index WHERE key = ?", [key])
             db.execute(
                 "INSERT OR REPLACE INTO cache_entries (key, level, model, value, cost_usd, latency_ms,"
-                " bytes, created_at, last_hit_at, hits, priority) VALUES (?, 'L1', NULL, ?, ?, ?, ?, ?, ?, 0, ?)",
+                " bytes, created_at, last_hit_at, hits, priority)"
+                " VALUES (?, 'L1', NULL, ?, ?, ?, ?, ?, ?, 0, ?)",
                 [key, blob, cost_usd, latency_ms, size, now, now, prio])
             db.execute(
                 "INSERT INTO semantic_index (key, scope, last, history, exact_hash, v_last, v_hist)"
@@ -264,7 +270,7 @@ class SemanticCache:
             got = self._dbh.db.execute(
                 f"SELECT key, scope, v_last, v_hist FROM semantic_index WHERE key IN ({marks})", chunk
             ).fetchall()
-            vecs = [Vectors(_vec(r[2]), _vec(r[3])).search for r in got]
+            vecs = [Vectors(np.frombuffer(r[2], dtype=np.float32), _vec(r[3])).search for r in got]
             self.index.add([r[0] for r in got], np.stack(vecs), [r[1] for r in got])
         self.index.rebuilt = False
         return {"removed_vectors": len(orphans), "added_vectors": len(missing)}

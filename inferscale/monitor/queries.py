@@ -116,7 +116,8 @@ def summary(conn: sqlite3.Connection, w: Window) -> dict[str, Any]:
     }
 
 
-def recent_requests(conn: sqlite3.Connection, limit: int = 20, include_synthetic: bool = True) -> pd.DataFrame:
+def recent_requests(conn: sqlite3.Connection, limit: int = 20,
+                    include_synthetic: bool = True) -> pd.DataFrame:
     """The last requests, newest first (the dashboard shows text columns as plain text)."""
     flt = "" if include_synthetic else "WHERE synthetic = 0"
     df = _frame(conn, f"""
@@ -195,7 +196,8 @@ def requests_per_strategy(conn: sqlite3.Connection, w: Window,
     return df.reset_index(drop=True)
 
 
-def latency_histogram(conn: sqlite3.Connection, w: Window, rollup: pd.DataFrame | None = None) -> pd.DataFrame:
+def latency_histogram(conn: sqlite3.Connection, w: Window,
+                      rollup: pd.DataFrame | None = None) -> pd.DataFrame:
     """Successful call latencies per model in log-spaced bins (10 per decade)."""
     r = calls_rollup(conn, w) if rollup is None else rollup
     ok = r[r["ok"] == 1]
@@ -226,7 +228,8 @@ def latency_percentiles(conn: sqlite3.Connection, w: Window,
     return pd.DataFrame(rows, columns=["model", "calls", "p50_ms", "p95_ms", "max_ms"])
 
 
-def requests_per_model(conn: sqlite3.Connection, w: Window, rollup: pd.DataFrame | None = None) -> pd.DataFrame:
+def requests_per_model(conn: sqlite3.Connection, w: Window,
+                       rollup: pd.DataFrame | None = None) -> pd.DataFrame:
     r = calls_rollup(conn, w) if rollup is None else rollup
     df = r.assign(errors=r["calls"] * (1 - r["ok"])).groupby("model", as_index=False)[
         ["calls", "errors", "tokens_in", "tokens_out", "cost_usd"]].sum()

@@ -10,15 +10,17 @@ import time
 from typing import Any
 
 from ..db import Database
-from ..providers.health import Cooldown
 from ..redact import redact
-from ..types import AskResult, MemberResult
+from ..types import AskResult, Cooldown, MemberResult
 from . import owner
 
 CACHE_LEVELS = ("L1", "L2", "L3", "L4")
 
 
 class Monitor:
+    """Writes of the monitor tables (requests, calls, cache events, routing, cooldowns) and the
+    reads `stats` and the dashboard need. Every write is one transaction."""
+
     def __init__(self, database: Database) -> None:
         self._dbh = database
 

@@ -15,29 +15,22 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from ..errors import FailureKind
+from ..types import Cooldown
 
 # Failures that say nothing about the model's health: the prompt, the budget or our own skip.
 NOT_HEALTH_ERRORS = frozenset({
-    "ContextWindowExceededError",
+    FailureKind.CONTEXT,
     "BadRequestError",
     "UnsupportedParamsError",
-    "ModelCoolingDown",
-    "BudgetExceededError",
-    "Cancelled",
+    FailureKind.COOLING_DOWN,
+    FailureKind.BUDGET,
+    FailureKind.CANCELLED,
 })
 
 
-@dataclass(frozen=True)
-class Cooldown:
-    """One model's cooldown, as persisted and shown by `inferscale stats`."""
-
-    model: str
-    until: float  # epoch seconds
-    failures: int  # failures inside the window that tripped it
-    error_class: str  # the last failure's class
-    error: str
-
+__all__ = ["NOT_HEALTH_ERRORS", "Cooldown", "HealthTracker", "OnCooldown"]
 
 OnCooldown = Callable[[Cooldown], None]
 

@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..errors import FailureKind
 from ..limits import answer_char_cap, cap_answer
 from ..redact import clip, remember_secret
 from ..registry import ModelSpec
@@ -177,10 +178,10 @@ async def call_model(
     policy = RetryPolicy.from_settings(settings)
     started = time.perf_counter()
     if problem := context_problem(spec, messages, params, settings):
-        return _failed(spec, started, f"ContextWindowExceededError: {problem}", 0, ())
+        return _failed(spec, started, FailureKind.CONTEXT, problem, 0, ())
     kw = call_kwargs(spec, messages, params, timeout)
     errors: list[str] = []
-    error = ""
+    kind, why = "", ""
     made = 0  # attempts started
     try:
         for attempt in range(1, policy.max_attempts + 1):
@@ -193,29 +194,28 @@ async def call_model(
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - classified and reported, never propagated
-                name, retryable = classify(exc)
-                why = f"no answer within {timeout:g} s" if name == "Timeout" else _short(exc, spec)
-                error = f"{name}: {why}"
-                errors.append(name)
-                log.info("%s attempt %d failed: %s", spec.id, attempt, error)
+                kind, retryable = classify(exc)
+                why = f"no answer within {timeout:g} s" if kind == "Timeout" else _short(exc, spec)
+                errors.append(kind)
+                log.info("%s attempt %d failed: %s: %s", spec.id, attempt, kind, why)
                 delay = policy.delay(attempt, retry_after(exc)) if retryable else None
                 if delay is None:
                     break
                 await asyncio.sleep(delay)
     except asyncio.CancelledError:
         if on_cancel is not None:
-            in_flight = ("Cancelled",) if made > len(errors) else ()
-            on_cancel(_failed(spec, started, "Cancelled: the strategy stopped early", made,
+            in_flight = (FailureKind.CANCELLED,) if made > len(errors) else ()
+            on_cancel(_failed(spec, started, FailureKind.CANCELLED, "the strategy stopped early", made,
                               (*errors, *in_flight)))
         raise
     if errors and errors[-1] == "Timeout":
         # Say what was really waited: a per-attempt figure alone hid the retries (245 s reported
         # as "no answer within 120 s").
         waited = time.perf_counter() - started
-        error = (f"Timeout: no answer within {timeout:g} s per attempt, {len(errors)} attempt(s), "
-                 f"{waited:.0f} s waited in all")
-    log.warning("%s failed after %d attempt(s): %s", spec.id, len(errors), error)
-    return _failed(spec, started, error, len(errors), tuple(errors))
+        why = (f"no answer within {timeout:g} s per attempt, {len(errors)} attempt(s), "
+               f"{waited:.0f} s waited in all")
+    log.warning("%s failed after %d attempt(s): %s: %s", spec.id, len(errors), kind, why)
+    return _failed(spec, started, kind, why, len(errors), tuple(errors))
 
 
 def estimate_tokens(messages: list[Message]) -> int:
@@ -235,7 +235,7 @@ def context_problem(spec: ModelSpec, messages: list[Message], params: dict[str, 
 
 def _result(litellm: Any, spec: ModelSpec, resp: Any, started: float, t0: float, attempt: int,
             errors: tuple[str, ...], settings: Settings, max_tokens: int | None = None) -> MemberResult:
-    choices = getattr(resp, "choices", None)
+    choices = getattr(resp, "choices", None) or []
     content = choices[0].message.content if choices else None
     if not isinstance(content, str):
         raise MalformedResponseError("provider returned no message content")
@@ -268,16 +268,10 @@ def _mean_logprob(choice: Any) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def _failed(spec: ModelSpec, started: float, error: str, attempts: int,
+def _failed(spec: ModelSpec, started: float, kind: str, why: str, attempts: int,
             errors: tuple[str, ...]) -> MemberResult:
-    return MemberResult(
-        model=spec.id,
-        answer=None,
-        latency_ms=(time.perf_counter() - started) * 1000,
-        error=error,
-        attempts=attempts,
-        attempt_errors=errors,
-    )
+    return MemberResult.failure(spec.id, kind, why, latency_ms=(time.perf_counter() - started) * 1000,
+                                attempts=attempts, attempt_errors=errors)
 
 
 def _short(exc: BaseException, spec: ModelSpec) -> str:

@@ -23,11 +23,14 @@ class RouteRequest:
     tunables: Tunables
     predicted_cost: CostFn
     explicit: tuple[ModelSpec, ...] = ()  # --models, when the user chose
+    # How many models the strategy uses (its `models_needed`); the rest stay as fallbacks.
+    # None: the explicit models, else the `ensemble_k` tunable.
+    models_needed: int | None = None
 
     @property
     def k(self) -> int:
-        if self.strategy == "single":
-            return 1  # the other models stay as fallbacks
+        if self.models_needed is not None:
+            return self.models_needed
         return len(self.explicit) if self.explicit else self.tunables.ensemble_k
 
     def cost(self, spec: ModelSpec) -> float:

@@ -15,9 +15,9 @@ from playwright.sync_api import expect
 
 from inferscale.config_store import TunablesStore
 from inferscale.db import Database
-from inferscale.monitor.seed import seed_synthetic
 from inferscale.registry import ModelSpec, Registry
 from inferscale.settings import Settings
+from inferscale.tools.seed import seed_synthetic
 from tests.support.fakes import KEY_VAR
 
 from .conftest import ARTIFACTS, snap

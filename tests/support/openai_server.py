@@ -59,7 +59,8 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:  # keep test output clean
         pass
 
-    def _send(self, code: int, body: bytes, ctype: str = "application/json", extra: dict | None = None) -> None:
+    def _send(self, code: int, body: bytes, ctype: str = "application/json",
+              extra: dict | None = None) -> None:
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -81,7 +82,7 @@ class _Handler(BaseHTTPRequestHandler):
             with self.server.lock:
                 self.server.inflight -= 1
 
-    def _post(self) -> None:
+    def _post(self) -> None:  # noqa: C901 - one branch per fake behaviour, read as a table
         length = int(self.headers.get("Content-Length") or 0)
         req = json.loads(self.rfile.read(length) or b"{}")
         model = str(req.get("model", "echo"))
@@ -111,7 +112,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(500, b'{"error": {"message": "flaky", "type": "server_error"}}')
         elif model == "keyecho-401":
             token = self.headers.get("Authorization", "").removeprefix("Bearer ")
-            err = {"error": {"message": f"Incorrect API key provided: {token}", "type": "invalid_request_error",
+            err = {"error": {"message": f"Incorrect API key provided: {token}",
+                             "type": "invalid_request_error",
                              "code": "invalid_api_key"}}
             return self._send(401, json.dumps(err).encode())
         elif model == "keypad" or model.startswith("keypad-"):
@@ -132,7 +134,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif model == "malformed":
             return self._send(200, b"{this is not json")
         elif model == "empty":
-            return self._send(200, json.dumps({"id": "x", "object": "chat.completion", "choices": []}).encode())
+            empty = {"id": "x", "object": "chat.completion", "choices": []}
+            return self._send(200, json.dumps(empty).encode())
         elif model == "hang":
             # Woken early by stop(), so shutting the server down never waits on a hung handler.
             if srv.stopping.wait(30):

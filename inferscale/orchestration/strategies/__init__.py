@@ -1,5 +1,5 @@
-"""Strategies, registered by name. Each is a small stateless class behind `Strategy`, with a typed
-`Config` whose defaults come from the live tunables and can be overridden per request."""
+"""Strategies, registered by name. Each is a small stateless class, `Strategy[ItsConfig]`, whose
+typed config takes its defaults from the live tunables; a request can override them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from ...errors import ConfigError
 from ...settings import STRATEGY_NAMES, Tunables
-from .base import ExecContext, Strategy, StrategyConfig, StrategyOutcome
+from .base import Answer, ExecContext, Strategy, StrategyConfig, StrategyOutcome
 from .best_of_n import BestOfNStrategy
 from .budget import Budget
 from .cascade import CascadeStrategy
@@ -17,7 +17,7 @@ from .self_consistency import SelfConsistencyStrategy
 from .single import SingleStrategy
 from .tree_search import TreeSearchStrategy
 
-STRATEGIES: dict[str, type] = {
+STRATEGIES: dict[str, type[Strategy[Any]]] = {
     s.name: s
     for s in (SingleStrategy, EnsembleStrategy, CascadeStrategy, SelfConsistencyStrategy,
               BestOfNStrategy, MoAStrategy, TreeSearchStrategy)
@@ -25,7 +25,8 @@ STRATEGIES: dict[str, type] = {
 assert tuple(STRATEGIES) == STRATEGY_NAMES, "settings.STRATEGY_NAMES and STRATEGIES must agree"
 
 
-def build_strategy(name: str, tunables: Tunables, options: dict[str, Any] | None = None) -> Any:
+def build_strategy(name: str, tunables: Tunables, options: dict[str, Any] | None = None
+                   ) -> Strategy[Any]:
     """The strategy called `name`, configured from the tunables plus per-request `options`."""
     cls = STRATEGIES.get(name)
     if cls is None:
@@ -69,6 +70,7 @@ def describe(detail: dict[str, Any]) -> str:
 
 __all__ = [
     "STRATEGIES",
+    "Answer",
     "Budget",
     "ExecContext",
     "Strategy",

@@ -1,4 +1,5 @@
-"""Answer normalisation shared by the strategies, batch accuracy and the benchmarks.
+"""Answer comparison shared by the strategies, batch accuracy and the benchmarks: normalisation,
+votes, agreement between two answers and the consensus of several.
 
 `answer_key` turns a free-text answer into something votes can be counted on: the final number for
 maths ("#### 42", "the answer is 42", "\\boxed{42}", else the last number), otherwise the text
@@ -92,6 +93,21 @@ def agreement(a: str, b: str, embedder: Embedder, numeric: bool = True) -> float
         return 0.0
     vecs = embedder.embed([a, b])
     return float(np.clip(vecs[0] @ vecs[1], 0.0, 1.0))
+
+
+def consensus(answers: list[str], embedder: Embedder) -> tuple[int, float | None, list[float]]:
+    """Index of the most agreed-with answer, its agreement in [0, 1] (None for a lone answer),
+    and every answer's agreement score (mean cosine similarity to the others)."""
+    if len(answers) == 1:
+        return 0, None, [1.0]
+    if len(set(answers)) == 1:  # unanimous: nothing to embed
+        return 0, 1.0, [1.0] * len(answers)
+    vecs = embedder.embed(answers)
+    sims = np.clip(vecs @ vecs.T, 0.0, 1.0)
+    np.fill_diagonal(sims, 0.0)
+    scores = (sims.sum(axis=1) / (len(answers) - 1)).tolist()
+    best = int(np.argmax(scores))
+    return best, float(scores[best]), [float(a) for a in scores]
 
 
 def matches(answer: str | None, expected: str | float | int) -> bool:

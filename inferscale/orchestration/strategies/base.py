@@ -1,10 +1,15 @@
 """The strategy interface: given the routed models and a way to call one, produce an answer.
 
-A strategy is a small stateless class with a typed `Config`. Everything that belongs to one request
-— the call log, the budget, cooldown skips — lives on the `ExecContext` the engine builds for it.
-Strategies call models only through `ctx.invoke`, which enforces the call and dollar budgets,
-skips models that are cooling down, serialises calls to one local model (so a cancelled straggler
-never starts) and records every call in order, cancelled ones included.
+A strategy is a small stateless class, `Strategy[ItsConfig]`, whose typed config is its only state.
+Everything that belongs to one request — the call log, the budget, cooldown skips — lives on the
+`ExecContext` the engine builds for it. Strategies call models only through `ctx.invoke`, which
+enforces the call and dollar budgets, skips models that are cooling down, serialises calls to one
+local model (so a cancelled straggler never starts) and records every call in order, cancelled
+ones included.
+
+A strategy implements `answer(ctx)` and returns an `Answer` (text, confidence, its own detail) or
+None when nothing answered; `Strategy.run` fills what every outcome has in common: the calls made,
+the detail's `kind` and `budget`, and the all-failed error.
 """
 
 from __future__ import annotations
@@ -13,12 +18,12 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Generic, TypeVar, cast, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ...embeddings import Embedder
-from ...errors import AllModelsFailedError, ConfigError
+from ...errors import AllModelsFailedError, ConfigError, FailureKind
 from ...providers.health import HealthTracker
 from ...providers.llm import estimate_tokens
 from ...registry import ModelSpec
@@ -53,8 +58,11 @@ class StrategyConfig(BaseModel):
             raise ConfigError(f"strategy option {where}: {msg} (options: {known})") from None
 
 
-@dataclass(frozen=True)
+@dataclass
 class ExecContext:
+    """One request's execution state. Not frozen: the call log, the budget and the per-model gates
+    change as the strategy runs (a new context per request; never shared between requests)."""
+
     decision: RoutingDecision
     specs: dict[str, ModelSpec]  # routed models and fallbacks (every available model), by id
     call: CallFn
@@ -65,8 +73,8 @@ class ExecContext:
     predict: PredictFn | None = None
     health: HealthTracker | None = None
     verifier: Verifier | None = None  # scores an answer in [0, 1] without the expected answer
-    _log: list[MemberResult | None] = field(default_factory=list)
-    _gates: dict[str, asyncio.Semaphore] = field(default_factory=dict)
+    _log: list[MemberResult | None] = field(default_factory=list, repr=False)
+    _gates: dict[str, asyncio.Semaphore] = field(default_factory=dict, repr=False)
 
     @property
     def chosen(self) -> list[ModelSpec]:
@@ -110,10 +118,10 @@ class ExecContext:
         skipped cooling-down model) is a MemberResult with `error` set."""
         msgs = list(messages) if messages is not None else list(self.messages)
         if not ignore_cooldown and (until := self._cooling(spec)) is not None:
-            skipped = MemberResult(
-                model=spec.id, answer=None, latency_ms=0.0, attempts=0, role=role,
-                error=f"ModelCoolingDown: {spec.id} is cooling down for {until - time.time():.0f} s "
-                      "after repeated failures",
+            skipped = MemberResult.failure(
+                spec.id, FailureKind.COOLING_DOWN,
+                f"{spec.id} is cooling down for {until - time.time():.0f} s after repeated failures",
+                attempts=0, role=role,
             )
             self._log.append(skipped)
             return skipped
@@ -134,8 +142,8 @@ class ExecContext:
                 result = await self.call(spec, messages=msgs, params=params, sample=sample, role=role)
         except asyncio.CancelledError:
             self.budget.settle(predicted, 0.0)
-            self._log[slot] = MemberResult(model=spec.id, answer=None, latency_ms=0.0, attempts=0,
-                                           error="Cancelled: the strategy stopped early", role=role)
+            self._log[slot] = MemberResult.failure(spec.id, FailureKind.CANCELLED,
+                                                   "the strategy stopped early", attempts=0, role=role)
             raise
         self.budget.settle(predicted, 0.0 if result.cached else result.cost_usd)
         result = replace(result, role=role)
@@ -151,6 +159,15 @@ class ExecContext:
 
 
 @dataclass(frozen=True)
+class Answer:
+    """What a strategy found: the answer, its confidence and the strategy's own detail fields."""
+
+    text: str
+    confidence: float | None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class StrategyOutcome:
     answer: str
     confidence: float | None
@@ -158,11 +175,40 @@ class StrategyOutcome:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-class Strategy(Protocol):
-    name: ClassVar[str]
-    Config: ClassVar[type[StrategyConfig]]
+C = TypeVar("C", bound=StrategyConfig)
 
-    async def run(self, ctx: ExecContext) -> StrategyOutcome: ...
+
+class Strategy(Generic[C]):
+    """Base of every strategy: `class Ensemble(Strategy[EnsembleConfig])` types `self.config` and
+    sets `Config` from the type argument. Subclasses set `name`, implement `answer`, and may set
+    `models_needed` (how many routed models they use: 1 keeps the rest as fallbacks; None lets the router
+    pick k, the `ensemble_k` tunable or the explicit model list)."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[StrategyConfig]] = StrategyConfig
+    models_needed: ClassVar[int | None] = None
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        for base in getattr(cls, "__orig_bases__", ()):
+            args = get_args(base)
+            if args and isinstance(args[0], type) and issubclass(args[0], StrategyConfig):
+                cls.Config = args[0]
+
+    def __init__(self, config: C | None = None) -> None:
+        self.config: C = config if config is not None else cast(C, self.Config())
+
+    async def run(self, ctx: ExecContext) -> StrategyOutcome:
+        """Run the strategy: the answer, every call made, and the detail every strategy shares."""
+        found = await self.answer(ctx)
+        if found is None:
+            raise all_failed(ctx.members, ctx.budget)
+        detail = {"kind": self.name, **found.detail, "budget": ctx.budget.to_dict()}
+        return StrategyOutcome(found.text, found.confidence, ctx.members, detail)
+
+    async def answer(self, ctx: ExecContext) -> Answer | None:
+        """The strategy's answer, or None when no model answered."""
+        raise NotImplementedError
 
 
 def all_failed(members: Sequence[MemberResult], budget: Budget | None = None) -> AllModelsFailedError:
@@ -180,7 +226,7 @@ async def with_fallback(ctx: ExecContext, spec: ModelSpec, spare: list[ModelSpec
     cooling: list[ModelSpec] = []
     result = await ctx.invoke(spec, **kw)
     while result is not None and not result.ok:
-        if result.error_class == "ModelCoolingDown":
+        if result.error_class == FailureKind.COOLING_DOWN:
             cooling.append(spec)
         if spare:
             spec = spare.pop(0)

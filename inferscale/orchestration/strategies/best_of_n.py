@@ -12,16 +12,16 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from ...settings import Tunables
+from ...settings import Tunables, like_tunable
 from ...types import MemberResult
 from .answers import answer_key, tally
-from .base import ExecContext, StrategyConfig, StrategyOutcome, all_failed, race, with_fallback
+from .base import Answer, ExecContext, Strategy, StrategyConfig, race, with_fallback
 from .judge import Scorer, ScorerName
 
 
 class BestOfNConfig(StrategyConfig):
-    n: int = Field(4, ge=1, le=64)
-    temperature: float = Field(0.7, ge=0, le=2)
+    n: int = like_tunable("samples_n")
+    temperature: float = like_tunable("sample_temperature")
     scorer: ScorerName = "judge"
     judge_model: str = ""
     expected: str | None = None  # for scorer=exact
@@ -42,17 +42,15 @@ class _Candidate:
     judge_call: MemberResult | None = None
 
 
-class BestOfNStrategy:
-    """Detail: {kind, n, scorer, judge, candidates [{index, call, model, answer, score, judge_call}],
+class BestOfNStrategy(Strategy[BestOfNConfig]):
+    """N candidates, each scored as it arrives; the best one wins.
+
+    Detail: {kind, n, scorer, judge, candidates [{index, call, model, answer, score, judge_call}],
     best (candidate index), early_stop {stopped, cancelled}, budget}."""
 
     name: ClassVar[str] = "best-of-n"
-    Config: ClassVar[type[StrategyConfig]] = BestOfNConfig
 
-    def __init__(self, config: StrategyConfig | None = None) -> None:
-        self.config: BestOfNConfig = config or BestOfNConfig()  # type: ignore[assignment]
-
-    async def run(self, ctx: ExecContext) -> StrategyOutcome:
+    async def answer(self, ctx: ExecContext) -> Answer | None:
         cfg = self.config
         scorer = Scorer.build(ctx, cfg.scorer, cfg.judge_model, cfg.expected)
         models = ctx.chosen
@@ -74,27 +72,21 @@ class BestOfNStrategy:
         done.sort(key=lambda c: c.index)
         ok = [c for c in done if c.answer is not None and c.answer.ok]
         if not ok:
-            raise all_failed(ctx.members, ctx.budget)
+            return None
         best = self._pick(ok)
-        return StrategyOutcome(
-            answer=best.answer.answer or "" if best.answer else "",
-            confidence=best.score,
-            members=ctx.members,
-            detail={
-                "kind": self.name, "n": cfg.n, "scorer": scorer.kind,
-                "judge": scorer.judge.id if scorer.judge else None,
-                "candidates": [
-                    {"index": c.index, "call": ctx.index_of(c.answer),
-                     "model": c.answer.model if c.answer else None,
-                     "answer": c.answer.answer if c.answer else None,
-                     "score": c.score, "judge_call": ctx.index_of(c.judge_call)}
-                    for c in done
-                ],
-                "best": best.index,
-                "early_stop": {"stopped": cancelled > 0, "cancelled": cancelled},
-                "budget": ctx.budget.to_dict(),
-            },
-        )
+        return Answer(best.answer.answer or "" if best.answer else "", best.score, {
+            "n": cfg.n, "scorer": scorer.kind,
+            "judge": scorer.judge.id if scorer.judge else None,
+            "candidates": [
+                {"index": c.index, "call": ctx.index_of(c.answer),
+                 "model": c.answer.model if c.answer else None,
+                 "answer": c.answer.answer if c.answer else None,
+                 "score": c.score, "judge_call": ctx.index_of(c.judge_call)}
+                for c in done
+            ],
+            "best": best.index,
+            "early_stop": {"stopped": cancelled > 0, "cancelled": cancelled},
+        })
 
     def _pick(self, ok: list[_Candidate]) -> _Candidate:
         scored = [c for c in ok if c.score is not None]

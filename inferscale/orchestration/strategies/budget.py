@@ -44,7 +44,8 @@ class Budget:
         return self.denied > 0
 
     def describe(self) -> str:
-        calls = f"{self.calls}/{self.max_calls} calls" if self.max_calls is not None else f"{self.calls} calls"
+        calls = f"{self.calls}/{self.max_calls}" if self.max_calls is not None else f"{self.calls}"
+        calls += " calls"
         usd = f"${self.spent_usd:.6f}" + (f"/${self.max_usd:.6f}" if self.max_usd is not None else "")
         return f"{calls}, {usd}"
 

@@ -19,17 +19,17 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from ...registry import ModelSpec
-from ...settings import Tunables
+from ...settings import Tunables, like_tunable
 from ...types import MemberResult
 from .answers import agreement
-from .base import ExecContext, StrategyConfig, StrategyOutcome, all_failed
+from .base import Answer, ExecContext, Strategy, StrategyConfig
 from .judge import Scorer
 
 
 class CascadeConfig(StrategyConfig):
-    tau: float = Field(0.8, ge=0, le=1)
+    tau: float = like_tunable("cascade_tau")
     confidence: Literal["agreement", "logprobs", "judge", "verifier"] = "agreement"
-    temperature: float = Field(0.7, ge=0, le=2)  # the second sample's temperature (agreement)
+    temperature: float = like_tunable("sample_temperature")  # the second sample's (agreement)
     max_tiers: int = Field(4, ge=1, le=16)
     judge_model: str = ""
     numeric: bool = True
@@ -39,17 +39,15 @@ class CascadeConfig(StrategyConfig):
         return {"tau": t.cascade_tau, "temperature": t.sample_temperature, "judge_model": t.judge_model}
 
 
-class CascadeStrategy:
-    """Detail: {kind, tau, confidence_source, ladder [model, cheapest first], tiers [{tier, model,
+class CascadeStrategy(Strategy[CascadeConfig]):
+    """The cheapest model first; escalate while the answer's confidence is below tau.
+
+    Detail: {kind, tau, confidence_source, ladder [model, cheapest first], tiers [{tier, model,
     calls [i], answer, confidence,
     confidence_source, escalated, cost_usd, error}], answered_by, answered_tier,
     escalation_cost_usd, budget}."""
 
     name: ClassVar[str] = "cascade"
-    Config: ClassVar[type[StrategyConfig]] = CascadeConfig
-
-    def __init__(self, config: StrategyConfig | None = None) -> None:
-        self.config: CascadeConfig = config or CascadeConfig()  # type: ignore[assignment]
 
     def ladder(self, ctx: ExecContext) -> list[ModelSpec]:
         """Every routed model, cheapest first (predicted cost, then quality prior)."""
@@ -57,7 +55,7 @@ class CascadeStrategy:
             return ctx.predict(s, 100, int(ctx.params.get("max_tokens") or 0)) if ctx.predict else 0.0
         return sorted(ctx.pool, key=lambda s: (cost(s), s.quality_prior))[: self.config.max_tiers]
 
-    async def run(self, ctx: ExecContext) -> StrategyOutcome:
+    async def answer(self, ctx: ExecContext) -> Answer | None:
         cfg = self.config
         ladder = self.ladder(ctx)
         scorer = Scorer.build(ctx, cfg.confidence, cfg.judge_model, None) \
@@ -85,20 +83,15 @@ class CascadeStrategy:
                 break
             tier["escalated"] = n < len(ladder)
         if answered is None:
-            raise all_failed(ctx.members, ctx.budget)
+            return None
         answer, answered_tier = answered
         escalation = sum(t["cost_usd"] for t in tiers if t["tier"] != answered_tier)
-        return StrategyOutcome(
-            answer=answer.answer or "",
-            confidence=tiers[answered_tier - 1]["confidence"],
-            members=ctx.members,
-            detail={
-                "kind": self.name, "tau": cfg.tau, "confidence_source": cfg.confidence,
-                "ladder": [s.id for s in ladder], "tiers": tiers,
-                "answered_by": answer.model, "answered_tier": answered_tier,
-                "escalation_cost_usd": escalation, "budget": ctx.budget.to_dict(),
-            },
-        )
+        return Answer(answer.answer or "", tiers[answered_tier - 1]["confidence"], {
+            "tau": cfg.tau, "confidence_source": cfg.confidence,
+            "ladder": [s.id for s in ladder], "tiers": tiers,
+            "answered_by": answer.model, "answered_tier": answered_tier,
+            "escalation_cost_usd": escalation,
+        })
 
     async def _tier(self, ctx: ExecContext, spec: ModelSpec, scorer: Scorer | None, n: int,
                     last: bool) -> tuple[MemberResult | None, float | None, str]:

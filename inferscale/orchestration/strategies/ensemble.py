@@ -5,30 +5,12 @@ Once a strict majority of the k members gives the same normalised answer, the re
 from __future__ import annotations
 
 import asyncio
-from typing import Any, ClassVar
+from typing import ClassVar
 
-import numpy as np
-
-from ...embeddings import Embedder
 from ...registry import ModelSpec
 from ...types import MemberResult
-from .answers import answer_key, majority_settled, tally
-from .base import ExecContext, StrategyConfig, StrategyOutcome, all_failed, race, with_fallback
-
-
-def consensus(answers: list[str], embedder: Embedder) -> tuple[int, float | None, list[float]]:
-    """Index of the most agreed-with answer, its agreement in [0, 1] (None for a lone answer),
-    and every answer's agreement score."""
-    if len(answers) == 1:
-        return 0, None, [1.0]
-    if len(set(answers)) == 1:  # unanimous: nothing to embed
-        return 0, 1.0, [1.0] * len(answers)
-    vecs = embedder.embed(answers)
-    sims = np.clip(vecs @ vecs.T, 0.0, 1.0)
-    np.fill_diagonal(sims, 0.0)
-    agreement = (sims.sum(axis=1) / (len(answers) - 1)).tolist()
-    best = int(np.argmax(agreement))
-    return best, float(agreement[best]), [float(a) for a in agreement]
+from .answers import answer_key, consensus, majority_settled, tally
+from .base import Answer, ExecContext, Strategy, StrategyConfig, race, with_fallback
 
 
 class EnsembleConfig(StrategyConfig):
@@ -36,17 +18,15 @@ class EnsembleConfig(StrategyConfig):
     numeric: bool = True  # compare maths answers by their final number
 
 
-class EnsembleStrategy:
-    """Detail: {kind, consensus_model, agreement {model: score}, failed [model],
+class EnsembleStrategy(Strategy[EnsembleConfig]):
+    """k models answer at once; the answer the others agree with most wins.
+
+    Detail: {kind, consensus_model, agreement {model: score}, failed [model],
     members [{call, model, ok, key}], early_stop {stopped, cancelled}, budget}."""
 
     name: ClassVar[str] = "ensemble"
-    Config: ClassVar[type[StrategyConfig]] = EnsembleConfig
 
-    def __init__(self, config: StrategyConfig | None = None) -> None:
-        self.config: EnsembleConfig = config or EnsembleConfig()  # type: ignore[assignment]
-
-    async def run(self, ctx: ExecContext) -> StrategyOutcome:
+    async def answer(self, ctx: ExecContext) -> Answer | None:
         cfg = self.config
         spare = list(ctx.fallbacks)
         slots = ctx.chosen
@@ -64,12 +44,11 @@ class EnsembleStrategy:
         members = ctx.members
         ok = [m for m in members if m.ok]
         if not ok:
-            raise all_failed(members, ctx.budget)
+            return None
         # Embedding is CPU work: off the event loop, so other requests' timeouts stay honest.
         best, confidence, agreement = await asyncio.to_thread(
             consensus, [m.answer or "" for m in ok], ctx.embedder)
-        detail: dict[str, Any] = {
-            "kind": self.name,
+        return Answer(ok[best].answer or "", confidence, {
             "consensus_model": ok[best].model,
             "agreement": {m.model: round(a, 4) for m, a in zip(ok, agreement, strict=True)},
             "failed": [m.model for m in members if not m.ok],
@@ -78,6 +57,4 @@ class EnsembleStrategy:
                 for i, m in enumerate(members)
             ],
             "early_stop": {"stopped": cancelled > 0, "cancelled": cancelled},
-            "budget": ctx.budget.to_dict(),
-        }
-        return StrategyOutcome(ok[best].answer or "", confidence, members, detail)
+        })

@@ -14,13 +14,10 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from pydantic import Field
-
-from ...settings import Tunables
+from ...settings import Tunables, like_tunable
 from ...types import MemberResult, Message
-from .answers import answer_key
-from .base import ExecContext, StrategyConfig, StrategyOutcome, all_failed, strongest, with_fallback
-from .ensemble import consensus
+from .answers import answer_key, consensus
+from .base import Answer, ExecContext, Strategy, StrategyConfig, strongest, with_fallback
 
 AGGREGATE = (
     "You have been provided with a set of responses from various models to the latest user query. "
@@ -39,7 +36,7 @@ def synth_messages(conversation: Sequence[Message], responses: Sequence[str]) ->
 
 
 class MoAConfig(StrategyConfig):
-    layers: int = Field(1, ge=1, le=8)  # proposer layers before the aggregator
+    layers: int = like_tunable("moa_layers")  # proposer layers before the aggregator
     aggregator: str = ""  # model id; "" = the strongest available model
     early_stop: bool = True  # skip the rest when a layer's proposers all agree
     numeric: bool = True
@@ -49,17 +46,15 @@ class MoAConfig(StrategyConfig):
         return {"layers": t.moa_layers, "aggregator": t.judge_model}
 
 
-class MoAStrategy:
-    """Detail: {kind, layers [[{call, model, ok}]], aggregator {call, model, ok} | null,
+class MoAStrategy(Strategy[MoAConfig]):
+    """Proposers answer in layers; an aggregator synthesises the last layer.
+
+    Detail: {kind, layers [[{call, model, ok}]], aggregator {call, model, ok} | null,
     consensus_skip, budget}."""
 
     name: ClassVar[str] = "moa"
-    Config: ClassVar[type[StrategyConfig]] = MoAConfig
 
-    def __init__(self, config: StrategyConfig | None = None) -> None:
-        self.config: MoAConfig = config or MoAConfig()  # type: ignore[assignment]
-
-    async def run(self, ctx: ExecContext) -> StrategyOutcome:
+    async def answer(self, ctx: ExecContext) -> Answer | None:
         cfg = self.config
         aggregator = strongest(ctx.pool, cfg.aggregator, ctx.specs)
         layers: list[list[MemberResult]] = []
@@ -82,7 +77,7 @@ class MoAStrategy:
                 agreed = True
                 break
         if not proposals:
-            raise all_failed(ctx.members, ctx.budget)
+            return None
         final = None
         if not agreed and len(proposals) > 1:
             order = [aggregator, *(s for s in ctx.pool if s.id != aggregator.id)]
@@ -95,17 +90,10 @@ class MoAStrategy:
             best, confidence, _ = await asyncio.to_thread(
                 consensus, [m.answer or "" for m in proposals], ctx.embedder)
             answer = proposals[best].answer or ""
-        return StrategyOutcome(
-            answer=answer,
-            confidence=confidence,
-            members=ctx.members,
-            detail={
-                "kind": self.name,
-                "layers": [[{"call": ctx.index_of(m), "model": m.model, "ok": m.ok} for m in layer]
-                           for layer in layers],
-                "aggregator": None if final is None else
-                {"call": ctx.index_of(final), "model": final.model, "ok": final.ok},
-                "consensus_skip": agreed,
-                "budget": ctx.budget.to_dict(),
-            },
-        )
+        return Answer(answer, confidence, {
+            "layers": [[{"call": ctx.index_of(m), "model": m.model, "ok": m.ok} for m in layer]
+                       for layer in layers],
+            "aggregator": None if final is None else
+            {"call": ctx.index_of(final), "model": final.model, "ok": final.ok},
+            "consensus_skip": agreed,
+        })

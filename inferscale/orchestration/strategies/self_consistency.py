@@ -10,17 +10,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import Field
-
-from ...settings import Tunables
+from ...settings import Tunables, like_tunable
 from ...types import MemberResult
 from .answers import answer_key, majority_settled, tally
-from .base import ExecContext, StrategyConfig, StrategyOutcome, all_failed, race
+from .base import Answer, ExecContext, Strategy, StrategyConfig, race
 
 
 class SelfConsistencyConfig(StrategyConfig):
-    n: int = Field(5, ge=1, le=64)
-    temperature: float = Field(0.7, ge=0, le=2)
+    n: int = like_tunable("samples_n")
+    temperature: float = like_tunable("sample_temperature")
     numeric: bool = True
     early_stop: bool = True
 
@@ -29,17 +27,15 @@ class SelfConsistencyConfig(StrategyConfig):
         return {"n": t.samples_n, "temperature": t.sample_temperature}
 
 
-class SelfConsistencyStrategy:
-    """Detail: {kind, model, n, temperature, samples [{call, model, key, error}], votes {key: count},
+class SelfConsistencyStrategy(Strategy[SelfConsistencyConfig]):
+    """N samples of one model; the majority answer wins.
+
+    Detail: {kind, model, n, temperature, samples [{call, model, key, error}], votes {key: count},
     winner, vote_share, early_stop {stopped, cancelled}, budget}."""
 
     name: ClassVar[str] = "self-consistency"
-    Config: ClassVar[type[StrategyConfig]] = SelfConsistencyConfig
 
-    def __init__(self, config: StrategyConfig | None = None) -> None:
-        self.config: SelfConsistencyConfig = config or SelfConsistencyConfig()  # type: ignore[assignment]
-
-    async def run(self, ctx: ExecContext) -> StrategyOutcome:
+    async def answer(self, ctx: ExecContext) -> Answer | None:
         cfg = self.config
         samples: list[MemberResult] = []
         cancelled = 0
@@ -66,24 +62,18 @@ class SelfConsistencyStrategy:
                 break  # a model that answered keeps the vote; fall back only when it failed outright
         ok = [m for m in samples if m.ok]
         if not ok:
-            raise all_failed(ctx.members, ctx.budget)
+            return None
         keys = [answer_key(m.answer, cfg.numeric) for m in ok]
         winner, votes = tally(keys)
         share = votes[winner] / len(ok) if winner is not None else None
         chosen = next((m for m, k in zip(ok, keys, strict=True) if k == winner), ok[0])
-        return StrategyOutcome(
-            answer=chosen.answer or "",
-            confidence=share,
-            members=ctx.members,
-            detail={
-                "kind": self.name, "model": chosen.model, "n": cfg.n, "temperature": cfg.temperature,
-                "samples": [
-                    {"call": i, "model": m.model,
-                     "key": answer_key(m.answer, cfg.numeric) if m.ok else None, "error": m.error}
-                    for i, m in enumerate(ctx.members)
-                ],
-                "votes": dict(votes.most_common()), "winner": winner, "vote_share": share,
-                "early_stop": {"stopped": cancelled > 0, "cancelled": cancelled},
-                "budget": ctx.budget.to_dict(),
-            },
-        )
+        return Answer(chosen.answer or "", share, {
+            "model": chosen.model, "n": cfg.n, "temperature": cfg.temperature,
+            "samples": [
+                {"call": i, "model": m.model,
+                 "key": answer_key(m.answer, cfg.numeric) if m.ok else None, "error": m.error}
+                for i, m in enumerate(ctx.members)
+            ],
+            "votes": dict(votes.most_common()), "winner": winner, "vote_share": share,
+            "early_stop": {"stopped": cancelled > 0, "cancelled": cancelled},
+        })

@@ -17,9 +17,10 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from ...settings import Tunables
+from ...errors import FailureKind
+from ...settings import Tunables, like_tunable
 from ...types import MemberResult, Message
-from .base import ExecContext, StrategyConfig, StrategyOutcome, all_failed
+from .base import Answer, ExecContext, Strategy, StrategyConfig
 from .judge import Scorer, ScorerName
 
 REFINE = (
@@ -41,14 +42,14 @@ class NodeState:
     @property
     def error(self) -> str | None:
         if self.call is None:
-            return "BudgetExceededError: the call budget ran out"
+            return f"{FailureKind.BUDGET}: the call budget ran out"
         return self.call.error
 
 
 class TreeSearchConfig(StrategyConfig):
-    budget: int = Field(8, ge=1, le=256)  # nodes to generate (each costs 1 call, +1 with a judge)
+    budget: int = like_tunable("tree_budget")  # nodes to generate (each costs 1 call, +1 with a judge)
     parallel: int = Field(2, ge=1, le=16)  # expansions asked for and run at once
-    temperature: float = Field(0.7, ge=0, le=2)
+    temperature: float = like_tunable("sample_temperature")
     scorer: ScorerName = "judge"
     judge_model: str = ""
     expected: str | None = None  # for scorer=exact
@@ -66,24 +67,22 @@ def refine_messages(conversation: tuple[Message, ...], parent: NodeState) -> lis
             {"role": "user", "content": REFINE.format(score=score)}]
 
 
-class TreeSearchStrategy:
-    """Detail: {kind, algorithm, actions [model], scorer, judge, nodes [{id, parent, depth, model,
+class TreeSearchStrategy(Strategy[TreeSearchConfig]):
+    """AB-MCTS-A over the routed models: go wider or deeper, scored by a judge or verifier.
+
+    Detail: {kind, algorithm, actions [model], scorer, judge, nodes [{id, parent, depth, model,
     answer, score, call, judge_call, error}] (root: id -1, parent null), edges [[parent, child]],
     best (node id), stopped ("budget" | "stop_score" | "call_budget"), budget}."""
 
     name: ClassVar[str] = "tree-search"
-    Config: ClassVar[type[StrategyConfig]] = TreeSearchConfig
 
-    def __init__(self, config: StrategyConfig | None = None) -> None:
-        self.config: TreeSearchConfig = config or TreeSearchConfig()  # type: ignore[assignment]
-
-    async def run(self, ctx: ExecContext) -> StrategyOutcome:
+    async def answer(self, ctx: ExecContext) -> Answer | None:
         from treequest import ABMCTSA  # scipy behind it: only when a tree search really runs
 
         cfg = self.config
         scorer = Scorer.build(ctx, cfg.scorer, cfg.judge_model, cfg.expected)
         models = {s.id: s for s in ctx.chosen}
-        algo = ABMCTSA()
+        algo: Any = ABMCTSA()  # treequest's generics do not carry our NodeState through
         state = algo.init_tree()
         state.trial_store = _trial_store()
         made, stopped = 0, "budget"
@@ -102,25 +101,20 @@ class TreeSearchStrategy:
             if ctx.budget.exhausted:
                 stopped = "call_budget"
                 break
-        nodes = [n for n in state.tree.get_nodes() if not n.is_root()]
+        nodes: list[Any] = [n for n in state.tree.get_nodes() if not n.is_root()]
         ok = [n for n in nodes if n.state.answer is not None]
         if not ok:
-            raise all_failed(ctx.members, ctx.budget)
+            return None
         best = max(ok, key=lambda n: (n.state.score or 0.0, -n.expand_idx))
-        return StrategyOutcome(
-            answer=best.state.answer or "",
-            confidence=best.state.score,
-            members=ctx.members,
-            detail={
-                "kind": self.name, "algorithm": "AB-MCTS-A", "actions": list(models),
-                "scorer": scorer.kind, "judge": scorer.judge.id if scorer.judge else None,
-                "nodes": [{"id": -1, "parent": None, "depth": 0, "model": None, "answer": None,
-                           "score": None, "call": None, "judge_call": None, "error": None}]
-                + [self._node(ctx, n) for n in nodes],
-                "edges": [[n.parent.expand_idx, n.expand_idx] for n in nodes],
-                "best": best.expand_idx, "stopped": stopped, "budget": ctx.budget.to_dict(),
-            },
-        )
+        return Answer(best.state.answer or "", best.state.score, {
+            "algorithm": "AB-MCTS-A", "actions": list(models),
+            "scorer": scorer.kind, "judge": scorer.judge.id if scorer.judge else None,
+            "nodes": [{"id": -1, "parent": None, "depth": 0, "model": None, "answer": None,
+                       "score": None, "call": None, "judge_call": None, "error": None}]
+            + [self._node(ctx, n) for n in nodes],
+            "edges": [[n.parent.expand_idx, n.expand_idx] for n in nodes],
+            "best": best.expand_idx, "stopped": stopped,
+        })
 
     async def _expand(self, ctx: ExecContext, scorer: Scorer, spec: Any, parent: NodeState | None,
                       k: int) -> NodeState:

@@ -45,7 +45,8 @@ def _models(database: Database) -> list[_Model]:
     out = []
     for s in specs:
         local = str(s.get("model", s["id"])).startswith("local/")
-        price = ((s.get("input_price_per_1m") or 0.15) * 300 + (s.get("output_price_per_1m") or 0.6) * 120) / 1e6
+        price = ((s.get("input_price_per_1m") or 0.15) * 300
+                 + (s.get("output_price_per_1m") or 0.6) * 120) / 1e6
         out.append(_Model(s["id"], float(s.get("latency_prior_ms") or 1000),
                           2e-5 if local else price))
     return out

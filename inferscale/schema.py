@@ -1,16 +1,19 @@
-"""Schema as ordered migration functions; applied names are recorded in `_migrations`.
+"""The whole SQLite schema, as ordered migration functions (one module beside `db.py`, for every
+component: settings, registry, monitor, cache). `db.apply_migrations` runs them in order and
+records applied names in `_migrations`.
 
-Append new migrations at the end; never edit one that has shipped.
+One schema module rather than one per component: the tables reference each other (calls →
+requests) and one ordered list is the only order a fresh database and an old one can agree on.
+Add a table with one decorated function appended at the END of this file; never edit one that has
+shipped.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import sqlite_utils
 
-Migration = Callable[[sqlite_utils.Database], None]
+from .db import Migration
+
 MIGRATIONS: list[tuple[str, Migration]] = []
 
 
@@ -186,29 +189,3 @@ def m007_request_owner(db: sqlite_utils.Database) -> None:
     db["requests"].add_column("owner_pid", int)
     db["requests"].add_column("owner_start", str)
     db.execute("CREATE INDEX idx_requests_running ON requests(status) WHERE status = 'running'")
-
-
-def apply_migrations(db: sqlite_utils.Database) -> list[str]:
-    """Apply pending migrations in order, each in its own transaction. Returns the names applied."""
-    db.conn.execute("PRAGMA journal_mode=WAL")
-    db.conn.execute("PRAGMA busy_timeout=60000")
-    db.conn.execute(
-        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL)"
-    )
-    applied: list[str] = []
-    for name, fn in MIGRATIONS:
-        # Re-check inside the write lock: another process may have migrated meanwhile.
-        db.conn.execute("BEGIN IMMEDIATE")
-        try:
-            done = db.conn.execute("SELECT 1 FROM _migrations WHERE name = ?", [name]).fetchone()
-            if not done:
-                fn(db)
-                db.conn.execute(
-                    "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", [name, time.time()]
-                )
-                applied.append(name)
-            db.conn.execute("COMMIT")
-        except BaseException:
-            db.conn.execute("ROLLBACK")
-            raise
-    return applied

@@ -21,10 +21,10 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
-from .errors import ConfigError
-from .registry import ModelSpec, Registry
-from .settings import Tunables
-from .types import AskResult, MemberResult, StepTiming
+from inferscale.errors import ConfigError
+from inferscale.registry import ModelSpec, Registry
+from inferscale.settings import Tunables
+from inferscale.types import AskResult, MemberResult, StepTiming
 
 # -- running a request -------------------------------------------------------------------------
 _pool: ThreadPoolExecutor | None = None
@@ -49,14 +49,11 @@ def submit_ask(engine: Any, prompt: str, events: queue.Queue, **kw: Any) -> Futu
 
 
 def parse_strategy_options(text: str) -> dict[str, str]:
-    """`"n=3, tau=0.5"` → {"n": "3", "tau": "0.5"} (the strategy's typed config converts values)."""
-    out: dict[str, str] = {}
-    for pair in (p for p in text.replace(",", " ").split() if p):
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"strategy option {pair!r} must look like KEY=VALUE")
-        out[key.strip()] = value.strip()
-    return out
+    """`"n=3, tau=0.5"` → {"n": "3", "tau": "0.5"}: the text box's pairs, read by the CLI's parser
+    (`strategies.parse_options`); the strategy's typed config converts the values."""
+    from inferscale.orchestration.strategies import parse_options
+
+    return parse_options([p for p in text.replace(",", " ").split() if p])
 
 
 # -- tunables ------------------------------------------------------------------------------------

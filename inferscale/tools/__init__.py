@@ -1,0 +1,1 @@
+"""Tooling that uses the components but is none of them (synthetic data for the dashboard)."""
