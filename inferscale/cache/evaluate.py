@@ -21,9 +21,11 @@ import numpy as np
 
 from ..embeddings import Embedder
 from ..errors import InferscaleError
+from .chat import decide
 from .scope import Query, build_query
 from .semantic import Vectors
-from .verify import Candidate, VerifyConfig, decide
+from .turns import Candidate
+from .verify import VerifyConfig
 
 SWEEP = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))  # 0.50 … 0.95
 

@@ -23,10 +23,12 @@ import numpy as np
 
 from ..db import Database
 from ..embeddings import DIM, Embedder
+from .chat import decide
 from .chroma_index import ChromaIndex, IndexUnavailable
 from .eviction import Eviction, Evictor, Limits, gdsf_priority
 from .scope import Query
-from .verify import Candidate, SpanSimilarity, Verdict, VerifyConfig, decide
+from .turns import Candidate
+from .verify import SpanSimilarity, Verdict, VerifyConfig
 
 log = logging.getLogger(__name__)
 HISTORY_WEIGHT = 0.5  # share of the earlier turns in the search vector
