@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .checks import reordered_numbers
+from .lexicon import Lexicon, default_lexicon
 from .textdiff import profile
 from .turns import TURN_SEP, Candidate, bare_reply, stands_alone
 from .verdict import REJECT, Verdict, VerifyConfig
@@ -15,7 +16,7 @@ from .verify import SpanSimilarity, frame, verify
 LONG_TEXT = 2000  # = scope.EMBED_CHARS: a last message this long was truncated
 
 
-def _turns_conflict(a: list[str], b: list[str], config: VerifyConfig,
+def _turns_conflict(a: list[str], b: list[str], config: VerifyConfig, lexicon: Lexicon,
                     strict: bool = False) -> Verdict | None:
     """Conversations of the same shape are compared turn by turn: a changed order number or name in
     the first turn changes the answer however similar the rest is."""
@@ -24,7 +25,7 @@ def _turns_conflict(a: list[str], b: list[str], config: VerifyConfig,
     for i, (x, y) in enumerate(zip(a, b, strict=True)):
         if x == y or frame(profile(x), profile(y)) < config.rewrite_frame:
             continue  # a rewritten turn is compared with the rest, as facts of the whole chat
-        v = verify(x, y, 1.0, config, conflicts_only=not strict)
+        v = verify(x, y, 1.0, config, conflicts_only=not strict, lexicon=lexicon)
         if not v.ok:
             return Verdict(False, f"turn {i + 1} differs: {v.reason}", REJECT)
         if reordered_numbers(profile(x), profile(y)):
@@ -34,7 +35,7 @@ def _turns_conflict(a: list[str], b: list[str], config: VerifyConfig,
 
 def decide(cached: Candidate, query: Candidate, sim_last: float, sim_history: float | None,
            config: VerifyConfig = VerifyConfig(),  # noqa: B008
-           context: SpanSimilarity | None = None) -> Verdict:
+           context: SpanSimilarity | None = None, lexicon: Lexicon | None = None) -> Verdict:
     """Verify a candidate conversation against the query conversation: the last messages must
     match, and so must the earlier turns (the same words in another conversation never hit) unless
     the last message stands alone."""
@@ -43,13 +44,14 @@ def decide(cached: Candidate, query: Candidate, sim_last: float, sim_history: fl
     if max(len(cached.last), len(query.last)) >= LONG_TEXT:
         # Only a prefix of such a text is embedded and compared: exact matches only (the key above).
         return Verdict(False, "text too long to compare semantically; exact match only", REJECT)
-    last = verify(cached.last, query.last, sim_last, config, context=context)
+    lex = lexicon or default_lexicon()
+    last = verify(cached.last, query.last, sim_last, config, context=context, lexicon=lex)
     if not last.ok:
         return last
     # A question that stands alone is served after any chat, unless the chat is the cached one
     # with a fact changed: that fact may be what it is about.
     turns_a, turns_b = cached.history.split(TURN_SEP), query.history.split(TURN_SEP)
-    if (why := stands_alone(cached, query)) and _turns_conflict(turns_a, turns_b, config) is None:
+    if (why := stands_alone(cached, query)) and _turns_conflict(turns_a, turns_b, config, lex) is None:
         note = f"; earlier turns not compared: the question stands alone ({why})" \
             if cached.history or query.history else ""
         return Verdict(True, f"{last.reason}{note}", last.required)
@@ -64,22 +66,22 @@ def decide(cached: Candidate, query: Candidate, sim_last: float, sim_history: fl
     # another name) rejects.
     reply = bare_reply(cached.last) or bare_reply(query.last)
     if reply:
-        turn = verify(turn_a, turn_b, 1.0, config)
+        turn = verify(turn_a, turn_b, 1.0, config, lexicon=lex)
         if turn.ok and turn_a != turn_b:
             turn = Verdict(False, "a bare reply to an offer worded differently", REJECT)
     else:
-        turn = verify(turn_a, turn_b, 1.0, config, conflicts_only=True)
+        turn = verify(turn_a, turn_b, 1.0, config, conflicts_only=True, lexicon=lex)
     if not turn.ok:
         return Verdict(False, f"the preceding turn differs: {turn.reason}", turn.required)
     # A bare reply accepts what was offered, perhaps turns earlier: every edited turn must then
     # pass every check, not only the conflicting-facts one.
-    if (clash := _turns_conflict(earlier_a, earlier_b, config, strict=reply)) is not None:
+    if (clash := _turns_conflict(earlier_a, earlier_b, config, lex, strict=reply)) is not None:
         return clash
     h = config.history_threshold
     hist_cfg = replace(config, threshold=h, floor=h, rewrite_threshold=h)
     hist = verify(TURN_SEP.join(earlier_a), TURN_SEP.join(earlier_b),
                   sim_history if sim_history is not None else 0.0, hist_cfg, conflicts_only=True,
-                  whole_chat=True)
+                  whole_chat=True, lexicon=lex)
     if not hist.ok:
         return Verdict(False, f"earlier turns differ: {hist.reason}", hist.required)
     return Verdict(True, f"last message: {last.reason}; earlier turns: {hist.reason}",

@@ -11,12 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
+from .lexicon import Lexicon
 from .textdiff import (
     FRAMING,
     Profile,
     is_flip,
     is_polarity_operator,
-    opposite,
     pair_acronyms,
     similar_spelling,
     word_spans,
@@ -28,6 +28,9 @@ Spans = list[tuple[int, int]]
 # embedding model; `Embedder.span_similarity`), or None when it cannot tell.
 SpanSimilarity = Callable[[str, Spans, str, Spans], "float | None"]
 REPLY_PARTICLES = frozenset({"yes", "no"})  # "Yes, it's kept" = "No, it's not lost"
+# Between two words these say nothing about who does what to whom: "apples and pears" = "pears and
+# apples"; any other word between them may be a relation that exchanging them reverses.
+SYMMETRIC_GLUE = frozenset("and or nor vs versus the a an my your our their his her its".split())
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class Comparison:
     conflicts_only: bool  # earlier turns of a chat: only a changed value counts
     whole_chat: bool  # all earlier turns as one text
     context: SpanSimilarity | None
+    lexicon: Lexicon
     rewrite: bool  # under `rewrite_frame` of the wording kept: judged by meaning
     a_only: frozenset[str]  # content words on one side only, typos and acronyms paired off
     b_only: frozenset[str]
@@ -66,15 +70,27 @@ def _pair_off(xs: set[str], ys: set[str], match) -> None:
 
 
 def compare(pa: Profile, pb: Profile, similarity: float, config: VerifyConfig, *,
-            conflicts_only: bool = False, whole_chat: bool = False,
+            lexicon: Lexicon, conflicts_only: bool = False, whole_chat: bool = False,
             context: SpanSimilarity | None = None) -> Comparison:
     a_only = set(pa.content - pb.content)
     b_only = set(pb.content - pa.content)
+    wa, wb = surface(pa), surface(pb)
+    # A typo is a near spelling that is not itself another word: "allowence" is "allowance", but
+    # "bake" is not "bike" and "dessert" is not "desert".
     _pair_off(a_only, b_only, lambda x, y: similar_spelling(
-        x, y, strict=x in pa.entities or y in pb.entities))
+        x, y, strict=x in pa.entities or y in pb.entities)
+        and not (lexicon.known(wa[x]) and lexicon.known(wb[y]) and not lexicon.lemmas(wa[x]) & lexicon.lemmas(wb[y])))
     pair_acronyms(pa, pb, a_only, b_only)
-    return Comparison(pa, pb, similarity, config, conflicts_only, whole_chat, context,
+    return Comparison(pa, pb, similarity, config, conflicts_only, whole_chat, context, lexicon,
                       frame(pa, pb) < config.rewrite_frame, frozenset(a_only), frozenset(b_only))
+
+
+def surface(p: Profile) -> dict[str, str]:
+    """Each stem's first form as written, which is what the lexicon looks up."""
+    out: dict[str, str] = {}
+    for t, w in zip(p.tokens, p.words, strict=True):
+        out.setdefault(t, w)
+    return out
 
 
 def reordered_numbers(pa: Profile, pb: Profile) -> tuple[list[str], list[str]] | None:
@@ -109,13 +125,17 @@ def number_order(c: Comparison) -> Opinion | None:
 def opposites(c: Comparison) -> Opinion | None:
     """Opposites among all words, particles included ("turn on"/"turn off"). Not across whole chats:
     two long texts always hold some pair of opposite words."""
-    if c.whole_chat:
+    if c.whole_chat or c.rewrite:
+        # A rewrite uses other words, among them often some that are antonyms in another sense
+        # ("leave" / "arrives" in a question about parental leave): its similarity decides.
         return None
-    ta, tb = set(c.a.tokens), set(c.b.tokens)
-    for x in sorted(ta - tb):
-        for y in sorted(tb - ta):
-            if opposite(x, y) and not (c.conflicts_only and {x, y} <= REPLY_PARTICLES):
-                return reject(f"opposite words: {x!r} vs {y!r}")
+    wa, wb = surface(c.a), surface(c.b)
+    xs = sorted({wa[t] for t in set(c.a.tokens) - set(c.b.tokens)})
+    ys = sorted({wb[t] for t in set(c.b.tokens) - set(c.a.tokens)})
+    for x in xs:
+        for y in ys:
+            if c.lexicon.opposite(x, y) and not (c.conflicts_only and {x, y} <= REPLY_PARTICLES):
+                return reject(f"opposite words (WordNet antonyms): {x!r} vs {y!r}")
     return None
 
 
@@ -179,6 +199,70 @@ def names(c: Comparison) -> Opinion | None:
                    f"a name on one side only: {', '.join(found[:3])}")
 
 
+def word_order(c: Comparison) -> Opinion | None:
+    """The same two content words with roles exchanged around what relates them ("a cat chasing a
+    dog" / "a dog chasing a cat", "X instead of Y" / "Y instead of X"): a miss unless the relation is
+    shown to be symmetric ("and", "or" between them). A phrase moved as a whole ("On the menu, what
+    …?") keeps its roles: the words between the two then differ."""
+    if c.conflicts_only or c.whole_chat or not c.config.check_word_order:
+        return None
+    shared = (c.a.content & c.b.content) - FRAMING
+    seq_a = [t for t in dict.fromkeys(c.a.tokens) if t in shared]
+    pos_b = {t: i for i, t in enumerate(t for t in dict.fromkeys(c.b.tokens) if t in shared)}
+    for i, x in enumerate(seq_a):
+        for y in seq_a[i + 1:]:
+            if pos_b[x] < pos_b[y]:
+                continue
+            between_a, between_b = _between(c.a, x, y), _between(c.b, y, x)
+            if relation := sorted((between_a & between_b) - SYMMETRIC_GLUE):
+                w = surface(c.a)
+                return reject(f"roles exchanged: {w[x]!r} and {w[y]!r} swap places around "
+                              f"{' '.join(relation)!r} (nothing shows the relation is symmetric)")
+    return None
+
+
+def _between(p: Profile, x: str, y: str) -> set[str]:
+    """The tokens strictly between the first `x` and the first `y` after it."""
+    i = p.tokens.index(x)
+    try:
+        j = p.tokens.index(y, i + 1)
+    except ValueError:
+        return set()
+    return set(p.tokens[i + 1:j])
+
+
+def _substituted(c: Comparison) -> list[tuple[str, str]]:
+    """Content words swapped in place: the pairs within each replaced stretch of the edit."""
+    a_only, b_only = c.a_only - FRAMING, c.b_only - FRAMING
+    wa, wb = surface(c.a), surface(c.b)
+    out = []
+    ops = SequenceMatcher(None, c.a.tokens, c.b.tokens, autojunk=False).get_opcodes()
+    for tag, i1, i2, j1, j2 in ops:
+        if tag != "replace":
+            continue
+        xs = [t for t in dict.fromkeys(c.a.tokens[i1:i2]) if t in a_only]
+        ys = [t for t in dict.fromkeys(c.b.tokens[j1:j2]) if t in b_only]
+        out += [(wa[x], wb[y]) for x in xs for y in ys]
+    return out
+
+
+def lexical(c: Comparison) -> Opinion | None:
+    """A word swapped in place for its antonym, or for another kind of the same thing ("kitten" /
+    "puppy", "Celsius" / "Fahrenheit", "boil" / "simmer"), asks something else (WordNet)."""
+    if c.rewrite or c.conflicts_only or c.whole_chat:
+        return None
+    pairs = _substituted(c)
+    same = {x for x, y in pairs if c.lexicon.relation(x, y).kind == "same"} | \
+        {y for x, y in pairs if c.lexicon.relation(x, y).kind == "same"}
+    for x, y in pairs:
+        rel = c.lexicon.relation(x, y)
+        if rel.kind == "opposite":
+            return reject(f"opposite words (WordNet antonyms): {x!r} vs {y!r}")
+        if rel.kind == "sister" and x not in same and y not in same:
+            return reject(f"{x!r} vs {y!r}: {rel.detail} (WordNet sister terms)")
+    return None
+
+
 def _in_context(c: Comparison, a_only: frozenset[str], b_only: frozenset[str]) -> float | None:
     ta, sa = word_spans(c.a.text, a_only)
     tb, sb = word_spans(c.b.text, b_only)
@@ -199,22 +283,42 @@ def edit_shape(c: Comparison) -> Opinion:
     if c.rewrite:
         return require(cfg.rewrite_threshold, "rewritten")
     if n_a and n_b and n_a + n_b <= 3 and len(shared) >= 1:
-        need = max(cfg.threshold, cfg.focused_threshold)
-        if c.context is not None and cfg.context_floor <= c.similarity < need:
-            # Asked only in this band, so it costs a lookup nothing otherwise.
-            ctx = _in_context(c, a_only, b_only)
-            if ctx is not None and ctx >= cfg.context_threshold:
-                return require(cfg.context_floor, "focused substitution of words that mean the same in "
-                                                  f"context ({ctx:.2f} >= {cfg.context_threshold:.2f})")
-            if ctx is not None:
-                return require(need, "focused substitution, swapped words differ in context "
-                                     f"({ctx:.2f} < {cfg.context_threshold:.2f})")
-        return require(need, "focused substitution")
+        return _focused(c, a_only, b_only)
     if (not n_a or not n_b) and n_a + n_b <= 2:
         return require(max(cfg.threshold, cfg.qualifier_threshold), "added qualifier")
     return require(cfg.threshold, "reworded")
 
 
+def _focused(c: Comparison, a_only: frozenset[str], b_only: frozenset[str]) -> Opinion:
+    """One or two content words substituted: served when WordNet gives them as the same (synonyms,
+    one inflected or derived from the other), or when the model reads them alike in their sentences
+    (strong evidence); otherwise a miss, whatever the similarity: that is how a trap looks."""
+    cfg = c.config
+    wa, wb = surface(c.a), surface(c.b)
+    rels = [(wa[x], wb[y], c.lexicon.relation(wa[x], wb[y])) for x in sorted(a_only) for y in sorted(b_only)]
+    same_a = {x for x, _, r in rels if r.kind == "same"}
+    same_b = {y for _, y, r in rels if r.kind == "same"}
+    if len(same_a) == len(a_only) and len(same_b) == len(b_only):
+        why = "; ".join(f"{x} = {y}: {r.detail}" for x, y, r in rels if r.kind == "same")
+        return require(cfg.synonym_threshold, f"focused substitution of words WordNet gives as the same ({why})")
+    x, y, rel = next(((x, y, r) for x, y, r in rels if x not in same_a or y not in same_b), rels[0])
+    unproven = f"{x!r} vs {y!r} not shown to mean the same ({rel.detail})"
+    if c.context is None:
+        # Only the chat layer's turn-by-turn comparisons run without the model (at similarity 1.0).
+        return require(max(cfg.threshold, cfg.focused_threshold), f"focused substitution, {unproven}")
+    # Evidence for "the same" must be strong: the swapped words read alike in their sentences, and
+    # the sentences close.
+    need = cfg.context_floor
+    if c.similarity < need:
+        return require(need, f"focused substitution, {unproven}")
+    ctx = _in_context(c, a_only, b_only)
+    if ctx is not None and ctx >= cfg.context_threshold:
+        return require(need, f"focused substitution of words that mean the same in context "
+                             f"({ctx:.2f} >= {cfg.context_threshold:.2f}; WordNet: {rel.detail})")
+    return reject(f"focused substitution, {unproven}; in context "
+                  f"{'-' if ctx is None else f'{ctx:.2f}'} < {cfg.context_threshold:.2f}")
+
+
 CHECKS: tuple[Callable[[Comparison], Opinion | None], ...] = (
-    numbers, number_order, opposites, negation, operators, roles, names, edit_shape,
+    numbers, number_order, opposites, negation, operators, roles, word_order, names, lexical, edit_shape,
 )

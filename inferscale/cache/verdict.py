@@ -21,6 +21,10 @@ class VerifyConfig:
     # swapped words' states in their sentences agree to `context_threshold` (tests/test_cache_context.py).
     context_floor: float = 0.80
     context_threshold: float = 0.60
+    # A focused substitution of words WordNet gives as the same (synonyms, inflections, derivations).
+    synonym_threshold: float = 0.70
+    # The same content words in another order need evidence the relation is symmetric.
+    check_word_order: bool = True
     # Share of the longer text's words the other keeps in order: below it the pair is a rewrite.
     rewrite_frame: float = 0.5
 

@@ -16,6 +16,7 @@ A chat is compared by `chat.decide`, a layer above this one.
 from __future__ import annotations
 
 from .checks import CHECKS, Comparison, SpanSimilarity, compare, frame
+from .lexicon import Lexicon, default_lexicon
 from .textdiff import Profile, profile
 from .verdict import REJECT, Opinion, Verdict, VerifyConfig, reject, require
 
@@ -50,15 +51,16 @@ def compose(c: Comparison) -> Verdict:
 def verify(a: str | Profile, b: str | Profile, similarity: float,
            config: VerifyConfig = VerifyConfig(),  # noqa: B008 - frozen, immutable
            conflicts_only: bool = False, whole_chat: bool = False,
-           context: SpanSimilarity | None = None) -> Verdict:
+           context: SpanSimilarity | None = None, lexicon: Lexicon | None = None) -> Verdict:
     """Decide whether the answer cached for `a` may be served for `b`, given their cosine.
 
     `conflicts_only` is for earlier turns of a chat, where one side may add small talk: a number or
     name then only counts when *both* sides have one the other lacks (a changed value), and
     negations and operators are left to the last turns. `whole_chat` compares all earlier turns as
     one text: names are left to the turn-by-turn comparison. `context`, when given, lets a focused
-    substitution of words that mean the same in their sentences pass below `focused_threshold`."""
+    substitution of words that mean the same in their sentences pass below `focused_threshold`.
+    `lexicon` defaults to the one in the configured models directory (`lexicon.default_lexicon`)."""
     pa = a if isinstance(a, Profile) else profile(a)
     pb = b if isinstance(b, Profile) else profile(b)
-    return compose(compare(pa, pb, similarity, config, conflicts_only=conflicts_only,
-                           whole_chat=whole_chat, context=context))
+    return compose(compare(pa, pb, similarity, config, lexicon=lexicon or default_lexicon(),
+                           conflicts_only=conflicts_only, whole_chat=whole_chat, context=context))

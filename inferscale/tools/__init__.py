@@ -1,0 +1,1 @@
+"""Tooling around the engine (benchmark loaders): not imported by the engine itself."""
