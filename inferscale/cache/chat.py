@@ -27,9 +27,10 @@ def _turns_conflict(a: list[str], b: list[str], config: VerifyConfig, lexicon: L
             continue  # a rewritten turn is compared with the rest, as facts of the whole chat
         v = verify(x, y, 1.0, config, conflicts_only=not strict, lexicon=lexicon)
         if not v.ok:
-            return Verdict(False, f"turn {i + 1} differs: {v.reason}", REJECT)
+            return Verdict(False, f"turn {i + 1} differs: {v.reason}", REJECT, f"chat: turn {i + 1}: {v.check}")
         if reordered_numbers(profile(x), profile(y)):
-            return Verdict(False, f"turn {i + 1} differs: same numbers in another order", REJECT)
+            return Verdict(False, f"turn {i + 1} differs: same numbers in another order", REJECT,
+                           f"chat: turn {i + 1}: number_order")
     return None
 
 
@@ -40,10 +41,10 @@ def decide(cached: Candidate, query: Candidate, sim_last: float, sim_history: fl
     match, and so must the earlier turns (the same words in another conversation never hit) unless
     the last message stands alone."""
     if cached.exact_hash == query.exact_hash:
-        return Verdict(True, "identical conversation", 0.0)
+        return Verdict(True, "identical conversation", 0.0, "chat: identical")
     if max(len(cached.last), len(query.last)) >= LONG_TEXT:
         # Only a prefix of such a text is embedded and compared: exact matches only (the key above).
-        return Verdict(False, "text too long to compare semantically; exact match only", REJECT)
+        return Verdict(False, "text too long to compare semantically; exact match only", REJECT, "chat: too long")
     lex = lexicon or default_lexicon()
     last = verify(cached.last, query.last, sim_last, config, context=context, lexicon=lex)
     if not last.ok:
@@ -54,9 +55,10 @@ def decide(cached: Candidate, query: Candidate, sim_last: float, sim_history: fl
     if (why := stands_alone(cached, query)) and _turns_conflict(turns_a, turns_b, config, lex) is None:
         note = f"; earlier turns not compared: the question stands alone ({why})" \
             if cached.history or query.history else ""
-        return Verdict(True, f"{last.reason}{note}", last.required)
+        return Verdict(True, f"{last.reason}{note}", last.required, last.check)
     if bool(cached.history) != bool(query.history):
-        return Verdict(False, "different conversation: earlier turns on one side only", REJECT)
+        return Verdict(False, "different conversation: earlier turns on one side only", REJECT,
+                       "chat: history on one side")
     if not cached.history or cached.history == query.history:
         return last
     *earlier_a, turn_a = turns_a
@@ -68,11 +70,12 @@ def decide(cached: Candidate, query: Candidate, sim_last: float, sim_history: fl
     if reply:
         turn = verify(turn_a, turn_b, 1.0, config, lexicon=lex)
         if turn.ok and turn_a != turn_b:
-            turn = Verdict(False, "a bare reply to an offer worded differently", REJECT)
+            turn = Verdict(False, "a bare reply to an offer worded differently", REJECT, "bare reply")
     else:
         turn = verify(turn_a, turn_b, 1.0, config, conflicts_only=True, lexicon=lex)
     if not turn.ok:
-        return Verdict(False, f"the preceding turn differs: {turn.reason}", turn.required)
+        return Verdict(False, f"the preceding turn differs: {turn.reason}", turn.required,
+                       f"chat: preceding turn: {turn.check}")
     # A bare reply accepts what was offered, perhaps turns earlier: every edited turn must then
     # pass every check, not only the conflicting-facts one.
     if (clash := _turns_conflict(earlier_a, earlier_b, config, lex, strict=reply)) is not None:
@@ -83,6 +86,8 @@ def decide(cached: Candidate, query: Candidate, sim_last: float, sim_history: fl
                   sim_history if sim_history is not None else 0.0, hist_cfg, conflicts_only=True,
                   whole_chat=True, lexicon=lex)
     if not hist.ok:
-        return Verdict(False, f"earlier turns differ: {hist.reason}", hist.required)
+        return Verdict(False, f"earlier turns differ: {hist.reason}", hist.required,
+                       f"chat: earlier turns: {hist.check}")
     return Verdict(True, f"last message: {last.reason}; earlier turns: {hist.reason}",
-                   max(last.required, hist.required))
+                   max(last.required, hist.required), last.check if last.required >= hist.required
+                   else f"chat: earlier turns: {hist.check}")

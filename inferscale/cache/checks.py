@@ -30,6 +30,7 @@ SpanSimilarity = Callable[[str, Spans, str, Spans], "float | None"]
 REPLY_PARTICLES = frozenset({"yes", "no"})  # "Yes, it's kept" = "No, it's not lost"
 # Between two words these say nothing about who does what to whom: "apples and pears" = "pears and
 # apples"; any other word between them may be a relation that exchanging them reverses.
+ROLE_SPAN = 3  # at most this many words between two words whose roles a relation assigns
 SYMMETRIC_GLUE = frozenset("and or nor vs versus the a an my your our their his her its".split())
 
 
@@ -123,20 +124,25 @@ def number_order(c: Comparison) -> Opinion | None:
 
 
 def opposites(c: Comparison) -> Opinion | None:
-    """Opposites among all words, particles included ("turn on"/"turn off"). Not across whole chats:
-    two long texts always hold some pair of opposite words."""
+    """A word replaced in place by its antonym, particles included ("turn on"/"turn off", "opt in"/
+    "opt out"). Only words that stand in each other's place: two texts always hold some pair of
+    words that are antonyms in some sense ("leave" / "arrives"), and a rewrite's similarity decides."""
     if c.whole_chat or c.rewrite:
-        # A rewrite uses other words, among them often some that are antonyms in another sense
-        # ("leave" / "arrives" in a question about parental leave): its similarity decides.
         return None
     wa, wb = surface(c.a), surface(c.b)
-    xs = sorted({wa[t] for t in set(c.a.tokens) - set(c.b.tokens)})
-    ys = sorted({wb[t] for t in set(c.b.tokens) - set(c.a.tokens)})
-    for x in xs:
-        for y in ys:
-            if c.lexicon.opposite(x, y) and not (c.conflicts_only and {x, y} <= REPLY_PARTICLES):
-                return reject(f"opposite words (WordNet antonyms): {x!r} vs {y!r}")
+    shared = set(c.a.tokens) & set(c.b.tokens)
+    for tag, i1, i2, j1, j2 in _opcodes(c):
+        if tag != "replace":
+            continue
+        for x in dict.fromkeys(t for t in c.a.tokens[i1:i2] if t not in shared):
+            for y in dict.fromkeys(t for t in c.b.tokens[j1:j2] if t not in shared):
+                if c.lexicon.opposite(wa[x], wb[y]) and not (c.conflicts_only and {wa[x], wb[y]} <= REPLY_PARTICLES):
+                    return reject(f"opposite words (WordNet antonyms): {wa[x]!r} vs {wb[y]!r}")
     return None
+
+
+def _opcodes(c: Comparison) -> list[tuple[str, int, int, int, int]]:
+    return SequenceMatcher(None, c.a.tokens, c.b.tokens, autojunk=False).get_opcodes()
 
 
 def _polarity(c: Comparison) -> tuple[list[str], bool]:
@@ -214,21 +220,23 @@ def word_order(c: Comparison) -> Opinion | None:
             if pos_b[x] < pos_b[y]:
                 continue
             between_a, between_b = _between(c.a, x, y), _between(c.b, y, x)
-            if relation := sorted((between_a & between_b) - SYMMETRIC_GLUE):
+            if not between_a or not between_b or max(len(between_a), len(between_b)) > ROLE_SPAN:
+                continue  # a relation is a word or three ("instead of", "faster than", "into")
+            if relation := sorted((set(between_a) & set(between_b)) - SYMMETRIC_GLUE):
                 w = surface(c.a)
                 return reject(f"roles exchanged: {w[x]!r} and {w[y]!r} swap places around "
                               f"{' '.join(relation)!r} (nothing shows the relation is symmetric)")
     return None
 
 
-def _between(p: Profile, x: str, y: str) -> set[str]:
+def _between(p: Profile, x: str, y: str) -> tuple[str, ...]:
     """The tokens strictly between the first `x` and the first `y` after it."""
     i = p.tokens.index(x)
     try:
         j = p.tokens.index(y, i + 1)
     except ValueError:
-        return set()
-    return set(p.tokens[i + 1:j])
+        return ()
+    return p.tokens[i + 1:j]
 
 
 def _substituted(c: Comparison) -> list[tuple[str, str]]:
@@ -236,8 +244,7 @@ def _substituted(c: Comparison) -> list[tuple[str, str]]:
     a_only, b_only = c.a_only - FRAMING, c.b_only - FRAMING
     wa, wb = surface(c.a), surface(c.b)
     out = []
-    ops = SequenceMatcher(None, c.a.tokens, c.b.tokens, autojunk=False).get_opcodes()
-    for tag, i1, i2, j1, j2 in ops:
+    for tag, i1, i2, j1, j2 in _opcodes(c):
         if tag != "replace":
             continue
         xs = [t for t in dict.fromkeys(c.a.tokens[i1:i2]) if t in a_only]

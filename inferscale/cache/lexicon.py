@@ -243,10 +243,14 @@ class Lexicon:
         return bool(self._ant_targets(x) & self._opp_words(y)) or bool(self._ant_targets(y) & self._opp_words(x))
 
     def _opposable_words(self, word: str) -> frozenset[str]:
-        """The word, its synonyms and an adjective's head: "unsafe" shares a synset with "dangerous",
-        the antonym of "safe". (Not the categories above it: "last" would oppose "tonight".)"""
+        """The word, its synonyms, an adjective's head and the category right above it: "unsafe"
+        shares a synset with "dangerous", the antonym of "safe"; "ban" is a kind of "forbid", the
+        antonym of "allow". Broad, so it is asked only of words that stand in each other's place."""
         la = self.lemmas(word)
-        return self._opposable(la, self._synsets(la)) if la else frozenset()
+        if not la:
+            return frozenset()
+        sa = self._synsets(la)
+        return self._opposable(la, sa) | self._words(set(self._ancestors(sa, 1)))
 
     def _antonym_targets(self, word: str) -> frozenset[str]:
         words = self._opp_words(word)
