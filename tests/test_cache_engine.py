@@ -40,9 +40,9 @@ def test_l4_then_l1_semantic_hit_shows_what_it_matched(make_engine, server) -> N
 
 def test_traps_and_other_scopes_are_computed_not_served(make_engine, server) -> None:
     engine = make_engine(ECHO)
-    engine.ask("Track order 48213", models=["fake-echo"])
-    trap = engine.ask("Track order 48231", models=["fake-echo"])
-    assert trap.cache is None and trap.answer == "echo: Track order 48231"
+    engine.ask("Trace parcel 70512", models=["fake-echo"])
+    trap = engine.ask("Trace parcel 70521", models=["fake-echo"])
+    assert trap.cache is None and trap.answer == "echo: Trace parcel 70521"
     engine.ask("Is the dental surgery open on Saturdays?", models=["fake-echo"])
     assert engine.ask("Is the dental surgery closed on Saturdays?", models=["fake-echo"]).cache is None
     # another system prompt or conversation is another scope
@@ -106,7 +106,7 @@ def test_tunables_validate_cache_fields() -> None:
 def _pairs_file(tmp_path: Path) -> Path:
     rows = [
         {"a": "How do I reset my library PIN?", "b": "How can I reset my library PIN?", "same": True},
-        {"a": "Track order 48213", "b": "Track order 48231", "same": False},
+        {"a": "Trace parcel 70512", "b": "Trace parcel 70521", "same": False},
         {"a": "Is the dental surgery open on Saturdays?", "b": "Is the dental surgery closed on Saturdays?", "same": False},
         {"a": "Where can I see my past payslips?", "b": "so where can i see my past payslips", "same": True},
         {"a": "cancel it", "b": "cancel it", "same": False,

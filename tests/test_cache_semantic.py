@@ -85,7 +85,7 @@ def test_one_that_counts_nothing_is_not_a_number(home: Path) -> None:
 
 
 @pytest.mark.parametrize(("cached", "new"), [
-    ("Track order 48213", "Track order 48231"),  # IDs differ
+    ("Trace parcel 70512", "Trace parcel 70521"),  # IDs differ
     ("Can I cancel within 14 days?", "Can I cancel within 30 days?"),  # numbers
     ("Is paracetamol safe to take with coffee?", "Is paracetamol unsafe to take with coffee?"),  # negation
     ("Which tariffs include roaming texts?", "Which tariffs don't include roaming texts?"),
@@ -135,8 +135,8 @@ def test_a_question_that_stands_alone_ignores_unrelated_earlier_turns(home: Path
     r = cache.lookup(_q(question, usage))
     assert r.match is not None and "stands alone" in r.match.reason, r
     # A question that points back ("it") is never one that stands alone.
-    cache.put(_q("How much is it per month on Kestrel?", repair), {"answer": "£5"}, 0.0, 10)
-    assert cache.lookup(_q("How much is it per month on Kestrel?", usage)).match is None
+    cache.put(_q("How much does it cost monthly on Kestrel?", repair), {"answer": "£5"}, 0.0, 10)
+    assert cache.lookup(_q("How much does it cost monthly on Kestrel?", usage)).match is None
 
 
 def test_a_specific_question_ends_two_chats_the_same_a_pointer_does_not(home: Path) -> None:
@@ -184,7 +184,7 @@ def test_conversations_compared_turn_by_turn(home: Path) -> None:
     def chat(order: str) -> list[tuple[str, str]]:
         return [("user", f"Hi, I'm chasing order {order}, it was due yesterday"),
                 ("assistant", f"Order {order} is a navy parka sent with Parcelway on Monday."), *filler,
-                ("assistant", "Nearly there.")]
+                ("assistant", "Almost done.")]
     cache.put(_q("so where is it now?", chat("58316")), {"answer": "depot"}, 0.0, 10)
     # The same words everywhere but the order number, set in the first turns: not the same question.
     r = cache.lookup(_q("so where is it now?", chat("58361")))
@@ -195,18 +195,18 @@ def test_conversations_compared_turn_by_turn(home: Path) -> None:
         return [("user", "my bin wasn't emptied and the lid is cracked"),
                 ("assistant", f"I can either 1) {first}, or 2) {second}. Which would you like?")]
     a, b = "report a missed collection", "request a replacement bin"
-    cache.put(_q("the first option", offer(a, b)), {"answer": "reported"}, 0.0, 10)
+    cache.put(_q("the second option please", offer(a, b)), {"answer": "reported"}, 0.0, 10)
     # A bare reply picks what the preceding turn offered: the offers swapped order, so it misses.
-    assert cache.lookup(_q("the first option", offer(b, a))).match is None
-    assert cache.lookup(_q("the first option", offer(a, b))).match is not None
+    assert cache.lookup(_q("the second option please", offer(b, a))).match is None
+    assert cache.lookup(_q("the second option please", offer(a, b))).match is not None
 
     def later(plan: str) -> list[tuple[str, str]]:
         return [("user", "my council tax is due"),
                 ("assistant", f"Once your move is noted, would you like me to {plan}?"), *filler,
                 ("assistant", "Have you had a chance to think about what I suggested?")]
-    cache.put(_q("yes go ahead", later("extend your payments to March")), {"answer": "ok"}, 0.0, 10)
+    cache.put(_q("sure, sounds good then", later("extend your payments to March")), {"answer": "ok"}, 0.0, 10)
     # The offer the reply accepts sits turns back; the turn just before is the same on both sides.
-    assert cache.lookup(_q("yes go ahead", later("move your direct debit to the 28th"))).match is None
+    assert cache.lookup(_q("sure, sounds good then", later("move your direct debit to the 28th"))).match is None
 
 
 def test_eviction_by_capacity_keeps_chroma_and_sqlite_together(home: Path) -> None:

@@ -63,7 +63,7 @@ def decide(cached: Candidate, query: Candidate, sim_last: float, sim_history: fl
         return last
     *earlier_a, turn_a = turns_a
     *earlier_b, turn_b = turns_b
-    # The turn just before the question is what "yes please" or "the first one" answers: for such a
+    # The turn just before the question is what "yes please" or "option two" answers: for such a
     # bare reply it must be the same turn; otherwise only a conflicting fact (another number,
     # another name) rejects.
     reply = bare_reply(cached.last) or bare_reply(query.last)

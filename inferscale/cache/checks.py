@@ -30,7 +30,6 @@ SpanSimilarity = Callable[[str, Spans, str, Spans], "float | None"]
 REPLY_PARTICLES = frozenset({"yes", "no"})  # "Yes, it's kept" = "No, it's not lost"
 # Between two words these say nothing about who does what to whom: "apples and pears" = "pears and
 # apples"; any other word between them may be a relation that exchanging them reverses.
-ROLE_SPAN = 3  # at most this many words between two words whose roles a relation assigns
 SYMMETRIC_GLUE = frozenset("and or nor vs versus the a an my your our their his her its".split())
 
 
@@ -220,7 +219,7 @@ def word_order(c: Comparison) -> Opinion | None:
             if pos_b[x] < pos_b[y]:
                 continue
             between_a, between_b = _between(c.a, x, y), _between(c.b, y, x)
-            if not between_a or not between_b or max(len(between_a), len(between_b)) > ROLE_SPAN:
+            if not between_a or not between_b or max(len(between_a), len(between_b)) > c.config.role_span:
                 continue  # a relation is a word or three ("instead of", "faster than", "into")
             if relation := sorted((set(between_a) & set(between_b)) - SYMMETRIC_GLUE):
                 w = surface(c.a)

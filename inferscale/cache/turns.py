@@ -91,7 +91,7 @@ def stands_alone(cached: Candidate, query: Candidate) -> str:
     """Why the question means the same after either chat, or "" when it may not.
 
     Both last messages must refer back to nothing, and then either name their subject ("Do you
-    accept Amex?"), or, asked at the end of two chats, say what they ask about in two or more
+    take Diners Club cards?"), or, asked at the end of two chats, say what they ask about in two or more
     meaningful words ("Is there free wifi in your waiting rooms?") or be asked of the same named party (a
     Kestrel question after two different Kestrel chats). Against a fresh prompt a chat is
     different: "Is the dental surgery open on Saturdays?" after "I use the Hexham dental surgery" means that surgery."""

@@ -25,6 +25,7 @@ class VerifyConfig:
     synonym_threshold: float = 0.70
     # The same content words in another order need evidence the relation is symmetric.
     check_word_order: bool = True
+    role_span: int = 3  # at most this many words between two words whose roles a relation assigns
     # Share of the longer text's words the other keeps in order: below it the pair is a rewrite.
     rewrite_frame: float = 0.5
 

@@ -1,7 +1,7 @@
 """Verification of a semantic-cache candidate: does the cached answer fit the new prompt?
 
 Embedding similarity says two prompts are *about* the same thing; it cannot see that they ask
-different things ("order 48213" / "order 48231", "safe" / "unsafe", "from savings to current" /
+different things ("parcel 70512" / "parcel 70521", "safe" / "unsafe", "from savings to current" /
 "from current to savings"). `verify` runs the checks of `checks.CHECKS` over the two texts in order:
 
 1. any check may reject outright (numbers, dates or IDs; opposite words; roles swapped; a name on each
