@@ -61,8 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     emb, emb_exact = Embedder(memo_size=10, fast=fast), Embedder(memo_size=10)
     emb.embed(["warm up"]), emb.embed_fast(["warm up"])
     db = Database(home / "b.db")
-    cache = SemanticCache(db, ChromaIndex(home / "chroma"), emb)
-    cache_exact = SemanticCache(db, cache.index, emb_exact)
+    from inferscale.cache.lexicon import Lexicon
+
+    lexicon = Lexicon.open(Settings.from_env().models_dir)  # opened (built once) before timing
+    cache = SemanticCache(db, ChromaIndex(home / "chroma"), emb, lexicon=lexicon)
+    cache_exact = SemanticCache(db, cache.index, emb_exact, lexicon=lexicon)
     exact = ExactCache(db)
     base = rss_mb()
     rng = np.random.default_rng(0)
@@ -91,10 +94,15 @@ def main(argv: list[str] | None = None) -> int:
     fill_s = time.perf_counter() - t0
     filled = rss_mb()
 
-    prompts = [f"How do I reset the password for my account number {i}?" for i in range(args.lookups)]
+    stored = [f"How do I reset the password for my account number {i}?" for i in range(20)]
+    for p in stored:
+        cache.put(build_query([{"role": "user", "content": p}], strategy="single"), {"answer": "x"}, 0.001, 500)
+    # Queries near the stored ones: the same account numbers with a verb swapped, so verification
+    # runs its lexical checks (WordNet look-ups, memoised per word) rather than stopping at a number.
+    verbs = ("reset", "renew", "change", "update", "recover", "restore")
+    prompts = [f"How do I {verbs[i % len(verbs)]} the password for my account number {i % 20}?"
+               for i in range(args.lookups)]
     real = [build_query([{"role": "user", "content": p}], strategy="single") for p in prompts]
-    for q in real[:20]:
-        cache.put(q, {"answer": "x"}, 0.001, 500)
     cold, cold_exact, warm = [], [], []
     hits = {"shipped": 0, "exact": 0}
     # In blocks, twice each (A B A B): alternating per lookup would make the two graphs evict each

@@ -203,6 +203,9 @@ def cmd_setup(args: argparse.Namespace) -> int:
     else:
         fast = fast_model(settings.models_dir, settings.embedding_backend)
         print(f"fast embeddings (L1 candidate search): {fast or 'unavailable, exact vectors only'}")
+    from .cache.lexicon import Lexicon
+
+    print(f"lexicon (WordNet 3.0, for L1 verification): {Lexicon.open(settings.models_dir).path}")
     _engine()  # creates the database and seeds the registry
     print("database: ok")
     return 0
@@ -225,52 +228,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # Usage errors keep the one-line contract too (argparse would print the usage block first).
         self.exit(2, f"error: {self.prog}: {message}\n")
-
-
-def cmd_cache_eval(args: argparse.Namespace) -> int:
-    """Score the semantic level (L1) on labelled pairs: store a, look up b, in an isolated cache."""
-    import math
-
-    from .cache.evaluate import evaluate, fow_pairs, load_pairs
-    from .cache.levels import verify_config
-    from .config_store import TunablesStore
-    from .db import Database
-    from .embeddings import Embedder
-    from .settings import Settings
-
-    if not args.pairs and not args.fow:
-        raise InferscaleError("cache-eval needs --pairs FILE.jsonl or --fow")
-    settings = Settings.from_env()
-    settings.ensure_dirs()
-    tun = TunablesStore(Database(settings.db_path)).load()
-    if args.threshold is not None:
-        if not math.isfinite(args.threshold) or not 0 <= args.threshold <= 1:
-            raise InferscaleError(f"--threshold must be in [0, 1], got {args.threshold}")
-        tun = tun.with_value("semantic_floor", str(min(tun.semantic_floor, args.threshold)))
-        tun = tun.with_value("semantic_threshold", str(args.threshold))
-    config, embedder = verify_config(tun), Embedder(memo_size=20000, backend=settings.embedding_backend)
-    sets = {"pairs": load_pairs(args.pairs)} if args.pairs else {
-        "single": fow_pairs("single"), "conversations": fow_pairs("conversations")}
-    out: dict[str, Any] = {name: evaluate(pairs, config, embedder, sweep=args.sweep, halves=bool(args.fow),
-                          faithful=args.faithful) for name, pairs in sets.items()}
-    if args.pairs:
-        out = out["pairs"]
-    if args.json:
-        print(json.dumps(out))
-        return 0
-    for name, r in ({"pairs": out} if args.pairs else out).items():
-        c = r["counts"]
-        fmt = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
-        print(f"{name}: {r['pairs']} pairs at threshold {r['threshold']:.2f}: recall {fmt(r['recall'])}, "
-              f"false hits {fmt(r['false_hit_rate'])}, precision {fmt(r['precision'])} "
-              f"(hits {c['true_hits']}, false hits {c['false_hits']}, missed {c['missed']}, "
-              f"correct misses {c['correct_misses']})")
-        for half, h in r.get("halves", {}).items():
-            print(f"  {half} half: recall {fmt(h['recall'])}, false hits {fmt(h['false_hit_rate'])}")
-        for row in r.get("sweep", []):
-            print(f"  threshold {row['threshold']:.2f}: recall {fmt(row['recall'])}, "
-                  f"false hits {fmt(row['false_hit_rate'])}")
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -327,15 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     sd.add_argument("--clear", action="store_true", help="remove all synthetic rows instead")
     sd.set_defaults(fn=cmd_seed)
 
-    ce = sub.add_parser("cache-eval", help="precision/recall of the semantic cache on labelled pairs")
-    ce.add_argument("--pairs", help='JSONL: {"a": str, "b": str, "same": bool} per line')
-    ce.add_argument("--fow", action="store_true", help="run fow-cache's single and conversation sets")
-    ce.add_argument("--threshold", type=float, help="semantic_threshold to evaluate (default: tunables)")
-    ce.add_argument("--sweep", action="store_true", help="also print the threshold curve")
-    ce.add_argument("--faithful", action="store_true",
-                    help="a real SQLite+Chroma cache per pair instead of the batched fast path (slow)")
-    ce.add_argument("--json", action="store_true")
-    ce.set_defaults(fn=cmd_cache_eval)
+    from .tools.cache_eval import register as register_cache_eval
+    register_cache_eval(sub)
     return p
 
 

@@ -189,6 +189,8 @@ class Tunables:
     semantic_rewrite_threshold: float = _unit(0.62)  # a rewrite keeping under half the wording
     semantic_context_floor: float = _unit(0.80)
     semantic_context_threshold: float = _unit(0.60)
+    semantic_synonym_threshold: float = _unit(0.70)  # a substitution WordNet shows means the same
+    semantic_rewrite_frame: float = _unit(0.5)  # share of wording kept below which a pair is a rewrite
     # Per level: capacity in entries and MB, and TTL in seconds (0 = never expires).
     cache_l1_max_entries: int = _count(100_000, 1, 100_000_000)
     cache_l1_max_mb: float = _size(512.0, 0.001)

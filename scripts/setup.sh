@@ -12,7 +12,7 @@ fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 stamp=.venv/.inferscale-setup
-want="$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)"
+want="$(cat requirements.txt requirements-nodeps.txt pyproject.toml | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # torch before anything that depends on it: 2.13.0 is the CPU build this machine carries;
   # an unpinned torch would pull gigabytes of CUDA wheels.
@@ -22,6 +22,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   fi
   echo "==> installing requirements (llama-cpp-python compiles once, ~5 min on 2 cores)"
   .venv/bin/pip install -q -r requirements.txt
+  .venv/bin/pip install -q --no-deps -r requirements-nodeps.txt
   .venv/bin/pip install -q --no-deps -e .
   echo "$want" > "$stamp"
 else

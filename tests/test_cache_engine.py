@@ -20,18 +20,18 @@ ECHO = fake_model("fake-echo", "echo", input_price_per_1m=3.0, output_price_per_
 
 def test_l4_then_l1_semantic_hit_shows_what_it_matched(make_engine, server) -> None:
     engine = make_engine(ECHO)
-    first = engine.ask("How do I reset my password?", models=["fake-echo"])
+    first = engine.ask("How do I reset my library PIN?", models=["fake-echo"])
     assert first.cache is None
     calls = server.calls["echo"]
 
-    exact = engine.ask("How do I reset my password?", models=["fake-echo"])
+    exact = engine.ask("How do I reset my library PIN?", models=["fake-echo"])
     assert exact.cache.level == "L4"  # exact is checked first
 
-    sem = engine.ask("how can I reset my password", models=["fake-echo"])
+    sem = engine.ask("how can I reset my library PIN", models=["fake-echo"])
     assert server.calls["echo"] == calls  # nothing recomputed
     out = sem.to_json()["cache"]
     assert out["level"] == "L1"
-    assert out["matched_prompt"] == "How do I reset my password?"
+    assert out["matched_prompt"] == "How do I reset my library PIN?"
     assert 0.85 <= out["similarity"] <= 1.0
     assert out["original_request_id"] == first.request_id
     assert "verification" in out and sem.answer == first.answer
@@ -40,17 +40,17 @@ def test_l4_then_l1_semantic_hit_shows_what_it_matched(make_engine, server) -> N
 
 def test_traps_and_other_scopes_are_computed_not_served(make_engine, server) -> None:
     engine = make_engine(ECHO)
-    engine.ask("Track order 48213", models=["fake-echo"])
-    trap = engine.ask("Track order 48231", models=["fake-echo"])
-    assert trap.cache is None and trap.answer == "echo: Track order 48231"
-    engine.ask("Is the clinic open on Sundays?", models=["fake-echo"])
-    assert engine.ask("Is the clinic closed on Sundays?", models=["fake-echo"]).cache is None
+    engine.ask("Trace parcel 70512", models=["fake-echo"])
+    trap = engine.ask("Trace parcel 70521", models=["fake-echo"])
+    assert trap.cache is None and trap.answer == "echo: Trace parcel 70521"
+    engine.ask("Is the dental surgery open on Saturdays?", models=["fake-echo"])
+    assert engine.ask("Is the dental surgery closed on Saturdays?", models=["fake-echo"]).cache is None
     # another system prompt or conversation is another scope
-    assert engine.ask("Is the clinic open on Sundays?", system="Answer in French.",
+    assert engine.ask("Is the dental surgery open on Saturdays?", system="Answer in French.",
                       models=["fake-echo"]).cache is None
-    hist = [{"role": "user", "content": "I use the Camden clinic."},
+    hist = [{"role": "user", "content": "I use the Hexham dental surgery."},
             {"role": "assistant", "content": "Noted: Camden."}]
-    assert engine.ask("Is the clinic open on Sundays?", history=hist, models=["fake-echo"]).cache is None
+    assert engine.ask("Is the dental surgery open on Saturdays?", history=hist, models=["fake-echo"]).cache is None
 
 
 def test_stats_report_every_level(make_engine, server) -> None:
@@ -105,11 +105,10 @@ def test_tunables_validate_cache_fields() -> None:
 
 def _pairs_file(tmp_path: Path) -> Path:
     rows = [
-        {"a": "How do I reset my password?", "b": "How can I reset my password?", "same": True},
-        {"a": "Track order 48213", "b": "Track order 48231", "same": False},
-        {"a": "Is the clinic open on Sundays?", "b": "Is the clinic closed on Sundays?", "same": False},
-        {"a": "Where can I find my invoice history?", "b": "so where can i find my invoice history",
-         "same": True},
+        {"a": "How do I reset my library PIN?", "b": "How can I reset my library PIN?", "same": True},
+        {"a": "Trace parcel 70512", "b": "Trace parcel 70521", "same": False},
+        {"a": "Is the dental surgery open on Saturdays?", "b": "Is the dental surgery closed on Saturdays?", "same": False},
+        {"a": "Where can I see my past payslips?", "b": "so where can i see my past payslips", "same": True},
         {"a": "cancel it", "b": "cancel it", "same": False,
          "a_messages": [{"role": "user", "content": "My PulseFit gym membership is too dear."},
                         {"role": "assistant", "content": "PulseFit Off-Peak is £24.99. Cancel it?"},
@@ -140,8 +139,8 @@ def test_cache_eval_cli(cli, tmp_path: Path) -> None:
 
 def test_fast_path_matches_a_real_cache_per_pair(tmp_path: Path) -> None:
     pairs = load_pairs(_pairs_file(tmp_path)) + [
-        Pair([{"role": "user", "content": "Who wrote Wuthering Heights?"}],
-             [{"role": "user", "content": "Who's the author of Wuthering Heights?"}], True),
+        Pair([{"role": "user", "content": "Who painted The Hay Wain?"}],
+             [{"role": "user", "content": "Who's the painter of The Hay Wain?"}], True),
     ]
     embedder, cfg = Embedder(), VerifyConfig()
     fast = [o.served for o in score(pairs, cfg, embedder)]

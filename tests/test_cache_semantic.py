@@ -10,9 +10,10 @@ import pytest
 
 from inferscale.cache.chroma_index import LEGACY_COLLECTION, ChromaIndex, _forget_system, collection_name
 from inferscale.cache.eviction import Limits
+from inferscale.cache.lexicon import default_lexicon
 from inferscale.cache.scope import EMBED_CHARS, build_query
 from inferscale.cache.semantic import SemanticCache
-from inferscale.cache.textdiff import opposite, profile
+from inferscale.cache.textdiff import profile
 from inferscale.db import Database
 from inferscale.embeddings import Embedder
 from inferscale.errors import InvalidPromptError
@@ -39,32 +40,33 @@ def _orphans(cache: SemanticCache) -> tuple[set[str], set[str]]:
 
 def test_paraphrase_hits_and_records_what_it_matched(home: Path) -> None:
     cache = _cache(home)
-    cache.put(_q("How do I reset my password?"), {"answer": "Use the reset link."}, 0.002, 900)
-    r = cache.lookup(_q("how can I reset my password"))
+    cache.put(_q("How do I reset my library PIN?"), {"answer": "Use the reset link."}, 0.002, 900)
+    r = cache.lookup(_q("how can I reset my library PIN"))
     assert r.match is not None
     assert r.match.value == {"answer": "Use the reset link."}
-    assert r.match.matched_prompt == "How do I reset my password?"
+    assert r.match.matched_prompt == "How do I reset my library PIN?"
     assert 0.9 < r.match.similarity <= 1.0001
     assert r.match.cost_usd == pytest.approx(0.002)
 
 
 def test_a_full_rewrite_is_judged_by_meaning_an_edit_by_the_words_it_swaps(home: Path) -> None:
     cache = _cache(home)
-    cache.put(_q("Do you have parking?"), {"answer": "Yes, behind the hall."}, 0.0, 10)
-    r = cache.lookup(_q("Is there somewhere to park?"))  # shares almost no wording: a rewrite
+    cache.put(_q("Do you have bike storage?"), {"answer": "Yes, behind the hall."}, 0.0, 10)
+    r = cache.lookup(_q("Is there somewhere to leave my bicycle?"))  # shares almost no wording: a rewrite
     assert r.match is not None and r.match.reason.startswith("rewritten"), r
     assert r.match.similarity < 0.85  # served below the edit threshold, because it is a rewrite
-    cache.put(_q("What vaccines does my puppy need?"), {"answer": "..."}, 0.0, 10)
-    r = cache.lookup(_q("What vaccines does my kitten need?"))  # one word swapped: an edit
-    assert r.match is None and any("focused substitution" in x for x in r.rejected), r
+    cache.put(_q("What jabs does my lamb need?"), {"answer": "..."}, 0.0, 10)
+    r = cache.lookup(_q("What jabs does my calf need?"))  # one word swapped: an edit
+    assert r.match is None and any("sister terms" in x for x in r.rejected), r
 
 
-def test_an_antonym_group_is_a_word_and_its_opposites() -> None:
-    assert opposite("open", "shut") and opposite("small", "big") and opposite("add", "delete")
-    # …but the opposites are not opposites of each other: they are near-synonyms.
-    assert not opposite("close", "shut") and not opposite("large", "big")
-    assert not opposite("remove", "delete")
-    assert opposite("second", "third") and opposite("winter", "autumn")  # exclusive values
+def test_opposites_come_from_wordnet_and_synonyms_are_never_opposites() -> None:
+    lex = default_lexicon()
+    assert lex.opposite("open", "shut") and lex.opposite("wet", "dry") and lex.opposite("add", "subtract")
+    assert lex.opposite("safe", "unsafe")  # through a synonym of the antonym ("dangerous")
+    assert lex.opposite("soaked", "dry")  # an adjective's satellite shares its head's antonym
+    assert not lex.opposite("close", "shut") and not lex.opposite("large", "big")
+    assert not lex.opposite("bread", "ocean") and not lex.opposite("zxqv", "open")
 
 
 def test_a_number_in_words_is_the_number() -> None:
@@ -75,26 +77,26 @@ def test_a_number_in_words_is_the_number() -> None:
 
 def test_one_that_counts_nothing_is_not_a_number(home: Path) -> None:
     cache = _cache(home)
-    cache.put(_q("How do I order a replacement debit card?"), {"answer": "In the app."}, 0.0, 10)
-    r = cache.lookup(_q("Hi, quick one: how do I order a replacement debit card?"))
+    cache.put(_q("How do I order a spare car key?"), {"answer": "In the app."}, 0.0, 10)
+    r = cache.lookup(_q("Hi, quick one: how do I order a spare car key?"))
     assert r.match is not None, r
     cache.put(_q("Can I get 8 in an order?"), {"answer": "yes"}, 0.0, 10)
     assert cache.lookup(_q("Can I get 8 in one order?")).match is None  # here "one" counts
 
 
 @pytest.mark.parametrize(("cached", "new"), [
-    ("Track order 48213", "Track order 48231"),  # IDs differ
+    ("Trace parcel 70512", "Trace parcel 70521"),  # IDs differ
     ("Can I cancel within 14 days?", "Can I cancel within 30 days?"),  # numbers
-    ("Is ibuprofen safe to take with alcohol?", "Is ibuprofen unsafe to take with alcohol?"),  # negation
-    ("Which plans include international calls?", "Which plans don't include international calls?"),
+    ("Is paracetamol safe to take with coffee?", "Is paracetamol unsafe to take with coffee?"),  # negation
+    ("Which tariffs include roaming texts?", "Which tariffs don't include roaming texts?"),
     ("How do I move money from savings to my current account?",
      "How do I move money from my current account to savings?"),  # swapped roles
-    ("What's the baggage allowance on easyJet?", "What's the baggage allowance on Ryanair?"),  # entity
-    ("What are the symptoms of flu?", "What are the symptoms of flu in babies?"),  # narrower scope
+    ("What's the luggage limit on Eurostar?", "What's the luggage limit on Flybe?"),  # entity
+    ("What are the signs of measles?", "What are the signs of measles in toddlers?"),  # narrower scope
     ("How do I turn on notifications?", "How do I turn off notifications?"),  # particle flip
     ("Is 7 greater than 3?", "Is 3 greater than 7?"),  # same numbers, another order
     ("engine 0 request 2", "engine 2 request 0"),
-    ("How do I increase my mobile data allowance?", "How can I get a smaller data allowance?"),  # direction
+    ("How do I raise the spending cap on my fuel card?", "How do I lower the spending cap on my fuel card?"),  # direction
     ("How much stamp duty is due on a first home?", "How much stamp duty is due on a second home?"),
 ])
 def test_near_duplicates_that_ask_something_else_never_hit(home: Path, cached: str, new: str) -> None:
@@ -124,24 +126,24 @@ def test_scope_system_prompt_params_and_conversation(home: Path) -> None:
 
 def test_a_question_that_stands_alone_ignores_unrelated_earlier_turns(home: Path) -> None:
     cache = _cache(home)
-    repair = [("user", "my phone screen is cracked, does Kestrel do repairs?"),
+    repair = [("user", "my tablet charger stopped working, does Kestrel swap them?"),
               ("assistant", "We do, through Kestrel Care. Book in the app or at any store.")]
-    usage = [("user", "how do I check my data usage on Kestrel?"),
+    usage = [("user", "how do I see my call minutes on Kestrel?"),
              ("assistant", "Open the Kestrel app; the usage bar on the home screen shows it.")]
-    question = "What's the cooling-off period for a new Kestrel broadband contract?"
+    question = "What's the notice period for leaving a Kestrel fibre contract?"
     cache.put(_q(question, repair), {"answer": "14 days"}, 0.0, 10)
     r = cache.lookup(_q(question, usage))
     assert r.match is not None and "stands alone" in r.match.reason, r
     # A question that points back ("it") is never one that stands alone.
-    cache.put(_q("How much is it per month on Kestrel?", repair), {"answer": "£5"}, 0.0, 10)
-    assert cache.lookup(_q("How much is it per month on Kestrel?", usage)).match is None
+    cache.put(_q("How much does it cost monthly on Kestrel?", repair), {"answer": "£5"}, 0.0, 10)
+    assert cache.lookup(_q("How much does it cost monthly on Kestrel?", usage)).match is None
 
 
 def test_a_specific_question_ends_two_chats_the_same_a_pointer_does_not(home: Path) -> None:
     cache = _cache(home)
-    rent = [("user", "Hi, my rent went out twice this month"),
+    rent = [("user", "Hi, my gym fee was taken twice this month"),
             ("assistant", "Sorry about that, I've asked accounts to refund the second payment.")]
-    pets = [("user", "Do you allow pets in your properties?"),
+    pets = [("user", "Do you allow parrots in your cottages?"),
             ("assistant", "Cats and small dogs, with the landlord's written consent.")]
     # Names nothing and points at nothing, but says what it asks about: the earlier turns of two
     # chats do not change its answer ("is there": existential, "this year": a time).
@@ -151,8 +153,8 @@ def test_a_specific_question_ends_two_chats_the_same_a_pointer_does_not(home: Pa
         r = cache.lookup(_q(question, pets))
         assert r.match is not None and "says what it asks about" in r.match.reason, (question, r)
     # Only light words around one noun: which refund is in the earlier turns.
-    cache.put(_q("how long will the refund take?", rent), {"answer": "3 days"}, 0.0, 10)
-    assert cache.lookup(_q("how long will the refund take?", pets)).match is None
+    cache.put(_q("how long will the reimbursement take?", rent), {"answer": "3 days"}, 0.0, 10)
+    assert cache.lookup(_q("how long will the reimbursement take?", pets)).match is None
     # Against a fresh prompt a chat still differs: "the office" may be one the chat named.
     assert cache.lookup(_q("Is there free wifi in your offices?")).match is None
     # The same chat with a fact changed in it is a different chat, whatever the question.
@@ -165,8 +167,8 @@ def test_a_specific_question_ends_two_chats_the_same_a_pointer_does_not(home: Pa
 
 def test_a_rewrite_may_carry_a_negation_an_edit_may_not(home: Path) -> None:
     cache = _cache(home)
-    cache.put(_q("How do I reset my Gmail password?"), {"answer": "Use the reset page."}, 0.0, 10)
-    r = cache.lookup(_q("I can't remember my Gmail password, how do I get back in?"))
+    cache.put(_q("How do I reset my Outlook passcode?"), {"answer": "Use the reset page."}, 0.0, 10)
+    r = cache.lookup(_q("I can't recall my Outlook passcode, how do I log back on?"))
     assert r.match is not None and "negation on one side only" in r.match.reason, r
     assert r.match.similarity >= 0.85  # judged at the configured threshold, not the rewrite one
     cache.put(_q("Is it safe to eat raw eggs when pregnant?"), {"answer": "..."}, 0.0, 10)
@@ -182,29 +184,29 @@ def test_conversations_compared_turn_by_turn(home: Path) -> None:
     def chat(order: str) -> list[tuple[str, str]]:
         return [("user", f"Hi, I'm chasing order {order}, it was due yesterday"),
                 ("assistant", f"Order {order} is a navy parka sent with Parcelway on Monday."), *filler,
-                ("assistant", "Nearly there.")]
-    cache.put(_q("so where's it got to?", chat("58316")), {"answer": "depot"}, 0.0, 10)
+                ("assistant", "Almost done.")]
+    cache.put(_q("so where is it now?", chat("58316")), {"answer": "depot"}, 0.0, 10)
     # The same words everywhere but the order number, set in the first turns: not the same question.
-    r = cache.lookup(_q("so where's it got to?", chat("58361")))
+    r = cache.lookup(_q("so where is it now?", chat("58361")))
     assert r.match is None and any("turn 1 differs" in x for x in r.rejected), r
-    assert cache.lookup(_q("so where's it got to?", chat("58316"))).match is not None
+    assert cache.lookup(_q("so where is it now?", chat("58316"))).match is not None
 
     def offer(first: str, second: str) -> list[tuple[str, str]]:
         return [("user", "my bin wasn't emptied and the lid is cracked"),
                 ("assistant", f"I can either 1) {first}, or 2) {second}. Which would you like?")]
     a, b = "report a missed collection", "request a replacement bin"
-    cache.put(_q("the first option", offer(a, b)), {"answer": "reported"}, 0.0, 10)
+    cache.put(_q("the second option please", offer(a, b)), {"answer": "reported"}, 0.0, 10)
     # A bare reply picks what the preceding turn offered: the offers swapped order, so it misses.
-    assert cache.lookup(_q("the first option", offer(b, a))).match is None
-    assert cache.lookup(_q("the first option", offer(a, b))).match is not None
+    assert cache.lookup(_q("the second option please", offer(b, a))).match is None
+    assert cache.lookup(_q("the second option please", offer(a, b))).match is not None
 
     def later(plan: str) -> list[tuple[str, str]]:
         return [("user", "my council tax is due"),
                 ("assistant", f"Once your move is noted, would you like me to {plan}?"), *filler,
                 ("assistant", "Have you had a chance to think about what I suggested?")]
-    cache.put(_q("yes go ahead", later("extend your payments to March")), {"answer": "ok"}, 0.0, 10)
+    cache.put(_q("sure, sounds good then", later("extend your payments to March")), {"answer": "ok"}, 0.0, 10)
     # The offer the reply accepts sits turns back; the turn just before is the same on both sides.
-    assert cache.lookup(_q("yes go ahead", later("move your direct debit to the 28th"))).match is None
+    assert cache.lookup(_q("sure, sounds good then", later("move your direct debit to the 28th"))).match is None
 
 
 def test_eviction_by_capacity_keeps_chroma_and_sqlite_together(home: Path) -> None:
@@ -224,7 +226,7 @@ def test_eviction_by_capacity_keeps_chroma_and_sqlite_together(home: Path) -> No
     # bytes and TTL
     assert cache.evict(Limits(max_entries=100, max_bytes=1, ttl_s=0))
     assert cache.count() == 0 and cache.index.count() == 0
-    cache.put(_q("How do I book a boiler service?"), {"answer": "b"}, 0.0, 10)
+    cache.put(_q("How do I book a chimney sweep?"), {"answer": "b"}, 0.0, 10)
     assert [e.reason for e in cache.evict(Limits(100, 10**9, ttl_s=1e-9))] == ["ttl"]
     assert _orphans(cache) == (set(), set())
 
@@ -243,14 +245,14 @@ def test_reconcile_repairs_a_crash_between_the_two_writes(home: Path) -> None:
 
 def test_corrupt_or_missing_chroma_dir_is_rebuilt_from_sqlite(home: Path) -> None:
     cache = _cache(home)
-    cache.put(_q("How do I change my broadband router password?"), {"answer": "r"}, 0.0, 1)
+    cache.put(_q("How do I change my smart meter display PIN?"), {"answer": "r"}, 0.0, 1)
     del cache
     chroma = home / "chroma"
     for f in chroma.rglob("*"):
         if f.is_file():
             f.write_bytes(b"not a database")
     reopened = _cache(home)
-    r = reopened.lookup(_q("How do I change my broadband router password?"))
+    r = reopened.lookup(_q("How do I change my smart meter display PIN?"))
     assert r.match is not None and r.error is None
     assert any(p.name.startswith("chroma.broken-") for p in home.iterdir())
     # a missing directory: rebuilt the same way
@@ -258,7 +260,7 @@ def test_corrupt_or_missing_chroma_dir_is_rebuilt_from_sqlite(home: Path) -> Non
 
     shutil.rmtree(chroma)
     again = _cache(home)
-    assert again.lookup(_q("How do I change my broadband router password?")).match is not None
+    assert again.lookup(_q("How do I change my smart meter display PIN?")).match is not None
 
 
 def test_the_old_shared_collection_is_replaced_by_one_per_scope(home: Path) -> None:
@@ -282,10 +284,10 @@ def test_the_old_shared_collection_is_replaced_by_one_per_scope(home: Path) -> N
 
 def test_restart_keeps_entries(home: Path) -> None:
     cache = _cache(home)
-    cache.put(_q("What time does the leisure centre open on Mondays?"), {"answer": "7am"}, 0.0, 1)
+    cache.put(_q("What time does the ice rink open on Tuesdays?"), {"answer": "7am"}, 0.0, 1)
     cache._dbh.close()
     del cache
-    r = _cache(home).lookup(_q("What time does the leisure centre open on Mondays"))
+    r = _cache(home).lookup(_q("What time does the ice rink open on Tuesdays"))
     assert r.match is not None and r.match.value == {"answer": "7am"}
 
 

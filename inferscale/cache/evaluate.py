@@ -10,7 +10,6 @@ check that both agree.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 from dataclasses import dataclass, replace
@@ -21,9 +20,12 @@ import numpy as np
 
 from ..embeddings import Embedder
 from ..errors import InferscaleError
+from .chat import decide
+from .lexicon import Lexicon, default_lexicon
 from .scope import Query, build_query
 from .semantic import Vectors
-from .verify import Candidate, VerifyConfig, decide
+from .turns import Candidate
+from .verify import VerifyConfig
 
 SWEEP = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))  # 0.50 … 0.95
 
@@ -35,6 +37,7 @@ class Pair:
     same: bool
     id: str = ""
     group: str = ""
+    half: str = ""  # "dev" (parameters chosen on it) or "test" (held out); "" when the set has none
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class Outcome:
     served: bool
     similarity: float
     reason: str
+    check: str = ""  # the check that decided
 
 
 def _messages(item: dict[str, Any], side: str, where: str) -> list[dict[str, str]]:
@@ -86,24 +90,6 @@ def load_pairs(path: str | Path) -> list[Pair]:
     return pairs
 
 
-def fow_pairs(dataset: str) -> list[Pair]:
-    """fow-cache's bundled sets: 'single' (600 question pairs) or 'conversations' (240)."""
-    try:
-        from fow_cache import load_conversations, load_questions
-    except ImportError:
-        raise InferscaleError("--fow needs the fow-cache package: pip install fow-cache") from None
-    if dataset == "single":
-        return [Pair([{"role": "user", "content": i["a"]}], [{"role": "user", "content": i["b"]}],
-                     bool(i["same_answer"]), i["id"], i.get("category", "")) for i in load_questions()]
-    return [Pair(i["a"], i["b"], bool(i["same_answer"]), i["id"], i.get("subtype", ""))
-            for i in load_conversations()]
-
-
-def half_of(pair_id: str) -> str:
-    """A fixed split: 'dev' pairs were used to develop the verifier, 'test' pairs were not."""
-    return "dev" if int(hashlib.sha1(pair_id.encode()).hexdigest(), 16) % 2 == 0 else "test"
-
-
 def _queries(pairs: list[Pair]) -> tuple[list[Query], list[Query]]:
     return ([build_query(p.a, scope="cache-eval") for p in pairs],
             [build_query(p.b, scope="cache-eval") for p in pairs])
@@ -116,8 +102,10 @@ def _embed_all(embedder: Embedder, qs: list[Query]) -> list[Vectors]:
     return [Vectors(mat[idx[q.last]], mat[idx[q.history]] if q.history else None) for q in qs]
 
 
-def score(pairs: list[Pair], config: VerifyConfig, embedder: Embedder) -> list[Outcome]:
+def score(pairs: list[Pair], config: VerifyConfig, embedder: Embedder,
+          lexicon: Lexicon | None = None) -> list[Outcome]:
     """The fast path: batched embeddings, then the cache's own `decide` per pair."""
+    lexicon = lexicon or default_lexicon()
     qa, qb = _queries(pairs)
     va, vb = _embed_all(embedder, qa), _embed_all(embedder, qb)
     out = []
@@ -126,12 +114,14 @@ def score(pairs: list[Pair], config: VerifyConfig, embedder: Embedder) -> list[O
         sim_hist = float(np.dot(x.history, y.history)) if x.history is not None and y.history is not None \
             else None
         v = decide(Candidate(a.last, a.history, a.exact_hash), Candidate(b.last, b.history, b.exact_hash),
-                   sim_last, sim_hist, config, context=embedder.span_similarity)
-        out.append(Outcome(p, v.ok, min(sim_last, sim_hist) if sim_hist is not None else sim_last, v.reason))
+                   sim_last, sim_hist, config, context=embedder.span_similarity, lexicon=lexicon)
+        out.append(Outcome(p, v.ok, min(sim_last, sim_hist) if sim_hist is not None else sim_last, v.reason,
+                           v.check))
     return out
 
 
-def score_faithful(pairs: list[Pair], config: VerifyConfig, embedder: Embedder) -> list[Outcome]:
+def score_faithful(pairs: list[Pair], config: VerifyConfig, embedder: Embedder,
+                   lexicon: Lexicon | None = None) -> list[Outcome]:
     """Slow path: a fresh SQLite + Chroma cache per pair; store a, look up b."""
     from ..db import Database
     from .chroma_index import ChromaIndex
@@ -140,8 +130,8 @@ def score_faithful(pairs: list[Pair], config: VerifyConfig, embedder: Embedder) 
     out = []
     for p in pairs:
         with tempfile.TemporaryDirectory(prefix="inferscale-eval-") as tmp:
-            cache = SemanticCache(Database(Path(tmp) / "eval.db"), ChromaIndex(Path(tmp) / "chroma"),
-                                  embedder)
+            cache = SemanticCache(Database(Path(tmp) / "eval.db"), ChromaIndex(Path(tmp) / "chroma"), embedder,
+                                  lexicon=lexicon)
             qa, qb = build_query(p.a, scope="cache-eval"), build_query(p.b, scope="cache-eval")
             cache.put(qa, {"answer": "cached"}, 0.0, 0.0)
             r = cache.lookup(qb, config)
@@ -170,18 +160,24 @@ def report(outcomes: list[Outcome]) -> dict[str, Any]:
 
 
 def evaluate(pairs: list[Pair], config: VerifyConfig, embedder: Embedder, *, sweep: bool = False,
-             halves: bool = False, faithful: bool = False) -> dict[str, Any]:
-    outcomes = (score_faithful if faithful else score)(pairs, config, embedder)
+             halves: bool = False, faithful: bool = False, lexicon: Lexicon | None = None,
+             outcomes: list[Outcome] | None = None) -> dict[str, Any]:
+    """Score `pairs` and report; the per-pair outcomes are appended to `outcomes` when given."""
+    lexicon = lexicon or default_lexicon()
+    scored = (score_faithful if faithful else score)(pairs, config, embedder, lexicon)
+    if outcomes is not None:
+        outcomes.extend(scored)
+    outcomes = scored
     out = report(outcomes)
     out["threshold"] = config.threshold
     if halves:
-        out["halves"] = {h: report([o for o in outcomes if half_of(o.pair.id) == h]) for h in ("dev", "test")}
+        out["halves"] = {h: report([o for o in outcomes if o.pair.half == h]) for h in ("dev", "test")}
     if sweep:
         rows = []
         for t in SWEEP:
             cfg = replace(config, threshold=t, floor=min(config.floor, t),
                           rewrite_threshold=min(config.rewrite_threshold, t))
-            r = report(score(pairs, cfg, embedder))
+            r = report(score(pairs, cfg, embedder, lexicon))
             rows.append({"threshold": t, "recall": r["recall"], "false_hit_rate": r["false_hit_rate"],
                          "precision": r["precision"]})
         out["sweep"] = rows

@@ -52,6 +52,8 @@ def verify_config(tun: Tunables) -> VerifyConfig:
         rewrite_threshold=tun.semantic_rewrite_threshold,
         context_floor=tun.semantic_context_floor,
         context_threshold=tun.semantic_context_threshold,
+        synonym_threshold=tun.semantic_synonym_threshold,
+        rewrite_frame=tun.semantic_rewrite_frame,
     )
 
 

@@ -23,10 +23,13 @@ import numpy as np
 
 from ..db import Database
 from ..embeddings import DIM, Embedder
+from .chat import decide
 from .chroma_index import ChromaIndex, IndexUnavailable
 from .eviction import Eviction, Evictor, Limits, gdsf_priority
+from .lexicon import Lexicon, default_lexicon
 from .scope import Query
-from .verify import Candidate, SpanSimilarity, Verdict, VerifyConfig, decide
+from .turns import Candidate
+from .verify import SpanSimilarity, Verdict, VerifyConfig
 
 log = logging.getLogger(__name__)
 HISTORY_WEIGHT = 0.5  # share of the earlier turns in the search vector
@@ -82,12 +85,10 @@ def _vec(b: bytes | None) -> np.ndarray | None:
 
 
 class SemanticCache:
-    """The L1 level: final answers found by meaning. Entries live in SQLite (vectors, value, scope)
-    and in a Chroma index searched within the request's scope; `lookup` finds candidates on fast
-    vectors and decides every hit on exact ones (`verify.verify`)."""
-
-    def __init__(self, database: Database, index: ChromaIndex, embedder: Embedder, k: int = 4) -> None:
+    def __init__(self, database: Database, index: ChromaIndex, embedder: Embedder, k: int = 4,
+                 lexicon: Lexicon | None = None) -> None:
         self._dbh = database
+        self._lexicon = lexicon  # None: the configured models directory's, opened on first lookup
         self.index = index
         self._embedder = embedder
         self.evictor = Evictor(database)
@@ -139,15 +140,17 @@ class SemanticCache:
                 rejected.append("expired")
                 continue
             ctx = self._embedder.span_similarity
+            if self._lexicon is None:
+                self._lexicon = default_lexicon()
             if exact is None:
                 # A miss even with the approximate similarities raised by their largest error is a
                 # miss on exact vectors too (a higher similarity never turns a pass into a reject).
-                verdict, _ = self._verify(row, query_c, vec, config, ctx, FAST_MARGIN)
+                verdict, _ = self._verify(row, query_c, vec, config, ctx, self._lexicon, FAST_MARGIN)
                 if not verdict.ok:
                     rejected.append(f"{verdict.reason} (fast vectors, similarity + {FAST_MARGIN} margin)")
                     continue
                 exact = self.vectors(q)
-            verdict, sim = self._verify(row, query_c, exact, config, ctx)
+            verdict, sim = self._verify(row, query_c, exact, config, ctx, self._lexicon)
             if not verdict.ok:
                 rejected.append(verdict.reason)
                 continue
@@ -161,13 +164,13 @@ class SemanticCache:
 
     @staticmethod
     def _verify(row: dict[str, Any], query: Candidate, vec: Vectors, config: VerifyConfig,
-                context: SpanSimilarity, margin: float = 0.0) -> tuple[Verdict, float]:
+                context: SpanSimilarity, lexicon: Lexicon, margin: float = 0.0) -> tuple[Verdict, float]:
         sim_last = min(1.0, float(np.dot(row["v_last"], vec.last)) + margin)
         sim_hist = None
         if row["v_hist"] is not None and vec.history is not None:
             sim_hist = min(1.0, float(np.dot(row["v_hist"], vec.history)) + margin)
         cached = Candidate(row["last"], row["history"], row["exact_hash"])
-        verdict = decide(cached, query, sim_last, sim_hist, config, context)
+        verdict = decide(cached, query, sim_last, sim_hist, config, context, lexicon)
         return verdict, min(sim_last, sim_hist) if sim_hist is not None else sim_last
 
     def _rows(self, keys: list[str]) -> dict[str, dict[str, Any]]:

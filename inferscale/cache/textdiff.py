@@ -41,6 +41,12 @@ NUMBER_WORDS = {
     "thousand": 1000, "million": 1000000, "twice": 2,
     "dozen": 12,
 }
+_IRREGULAR_ORDINALS = {"one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth",
+                       "nine": "ninth", "twelve": "twelfth"}
+# "3rd" is "third": one name written two ways, a word, not an identifier.
+ORDINALS = {v: _IRREGULAR_ORDINALS.get(w, w[:-1] + "ieth" if w.endswith("y") else w + "th")
+            for w, v in NUMBER_WORDS.items() if 0 < v <= 20 and w not in ("twice", "dozen")}
+_DIGIT_ORDINAL = re.compile(r"\b(\d+)(st|nd|rd|th)\b", re.I)
 _TENS_WORDS = frozenset("twenty thirty forty fifty sixty seventy eighty ninety".split())
 NEGATORS = frozenset(
     "not no never without nor none nothing nobody neither nowhere non".split()
@@ -54,39 +60,6 @@ POLARITY_OPERATORS = frozenset(
 # renew"); "except", "instead", "less" narrow or swap, they do not negate.
 FLIP_OPERATORS = frozenset("stop avoid cancel prevent quit undo reverse revoke block decline refuse reject fail"
                            .split())
-NEG_PREFIXES = ("un", "in", "im", "il", "ir", "dis", "non", "de", "anti", "mis")
-_ANTONYM_GROUPS = (
-    "open close closed shut", "include exclude", "increase decrease reduce cut", "raise lower",
-    "rise fall drop", "most least fewest", "more less fewer", "best worst", "better worse",
-    "highest lowest", "higher lower", "high low", "maximum minimum", "max min", "first last", "first final",
-    "earliest latest", "early late", "before after", "within after", "during after",
-    "inside outside", "enable disable", "activate deactivate", "allow ban forbid prohibit bar",
-    "allowed banned forbidden prohibited", "accept decline reject refuse", "approve reject deny",
-    "approved rejected denied declined", "pass fail", "win lose", "won lost", "buy sell", "bought sold",
-    "import export", "upload download", "send receive", "give take", "lend borrow", "join leave",
-    "start stop end finish", "arrive depart", "arrival departure", "enter exit", "add remove delete",
-    "compulsory optional", "mandatory optional", "required optional", "safe unsafe dangerous risky",
-    "legal illegal", "lawful unlawful", "possible impossible", "true false", "yes no",
-    "cheap expensive", "cheapest dearest", "fast slow", "fastest slowest", "quick slow", "new old used",
-    "young old", "hot cold", "warm cool", "full empty", "full part", "whole partial", "public private",
-    "domestic international", "inbound outbound", "incoming outgoing", "credit debit",
-    "deposit withdraw", "men women", "man woman", "male female", "boy girl", "husband wife",
-    "adult child children kid", "adults children kids", "antemeridiem postmeridiem", "morning evening", "morning afternoon", "morning night", "am pm", "day night", "weekday weekend",
-    "*summer winter autumn spring", "north south", "east west", "left right", "top bottom", "up down",
-    "above below", "over under", "plus minus", "on off", "in out", "eat avoid", "keep cancel",
-    "lock unlock", "mute unmute", "subscribe unsubscribe", "connect disconnect", "agree disagree",
-    "like dislike", "can must", "same next different", "*today tomorrow yesterday", "past future",
-    "previous next", "online paper offline", "home away", "single joint", "short long",
-    "small large big", "smaller larger bigger", "light heavy", "wet dry", "sooner later",
-    "increase cut", "employed unemployed", "private state", "student staff", "import export",
-    "overpay underpay", "overcharge undercharge", "positive negative", "success failure",
-    "succeed fail", "win defeat", "upgrade downgrade", "indoor outdoor",
-    "*first second third fourth fifth",
-    # Two directions: any word of one against any of the other ("increase my data allowance" /
-    # "a smaller data cap"); words on the same side are not opposites.
-    "increase raise more bigger larger higher boost upgrade extend extra top | decrease reduce cut "
-    "lower less smaller fewer shrink downgrade shorten",
-)
 # Filler, politeness, pronouns, auxiliaries and question framing: they never change what is asked.
 STOPWORDS = frozenset("""
 a an the this that these those it its itself i me my mine myself we us our ours you your yours
@@ -113,6 +86,7 @@ actually currently still new current normally usually generally available offer 
 class Profile:
     text: str
     tokens: tuple[str, ...]  # normalised, stemmed word tokens in order (stopwords kept)
+    words: tuple[str, ...]  # the same tokens as written (lower-cased), for the lexicon
     content: frozenset[str]  # stems that carry meaning
     numbers: frozenset[str]
     entities: frozenset[str]  # stems of tokens that look like names or identifiers
@@ -125,7 +99,7 @@ def normalise(text: str) -> str:
     text = _MERIDIEM.sub(lambda m: f"{m.group(1)} {'antemeridiem' if m.group(2) in 'aA' else 'postmeridiem'}", text)
     for pat, rep in _CONTRACTIONS:
         text = pat.sub(rep, text)
-    return text
+    return _DIGIT_ORDINAL.sub(lambda m: ORDINALS.get(int(m.group(1)), m.group(0)), text)
 
 
 @lru_cache(maxsize=65536)
@@ -154,27 +128,6 @@ def _base(word: str) -> str:
     return s[:-1] if len(s) > 3 and s.endswith("e") else s
 
 
-def _pairs(groups: tuple[str, ...]) -> frozenset[tuple[str, str]]:
-    """A group is a word and its opposites ("open close closed shut": "close" and "shut" are not
-    opposites of each other); a group marked "*" is a set of exclusive values, each against all;
-    "a b | c d" sets every word on the left against every word on the right."""
-    out = set()
-    for g in groups:
-        words = g.lstrip("*").split()
-        if "|" in words:
-            i = words.index("|")
-            left, right = words[:i], words[i + 1:]
-            pairs = [p for x in left for y in right for p in ((x, y), (y, x))]
-        elif g.startswith("*"):
-            pairs = [(x, y) for x in words for y in words if x != y]
-        else:
-            pairs = [p for y in words[1:] for p in ((words[0], y), (y, words[0]))]
-        for x, y in pairs:
-            out.update({(x, y), (_base(x), _base(y))})
-    return frozenset(out)
-
-
-ANTONYMS = _pairs(_ANTONYM_GROUPS)
 _POLARITY_STEMS = frozenset(_base(w) for w in POLARITY_OPERATORS)
 _FLIP_STEMS = frozenset(_base(w) for w in FLIP_OPERATORS)
 
@@ -219,6 +172,7 @@ def _profile(text: str) -> Profile:
     norm = normalise(text)
     raw = _TOKEN.findall(norm)
     tokens: list[str] = []
+    words: list[str] = []
     content: set[str] = set()
     numbers: set[str] = set()
     entities: set[str] = set()
@@ -244,11 +198,13 @@ def _profile(text: str) -> Profile:
                     and norm[prev_end:start].strip(" -") == "":
                 # "twenty-three" / "twenty three" is one number, 23
                 numbers.discard(tokens.pop())
+                words.pop()
                 num = str(int(tens) + NUMBER_WORDS[low])
             tens = num if low in _TENS_WORDS else None
             prev_end = m.end()
             numbers.add(num)
             tokens.append(num)
+            words.append(low)
             sentence_start = False
             continue
         tens = None
@@ -259,10 +215,12 @@ def _profile(text: str) -> Profile:
             entities.add(s)
             content.add(s)
             tokens.append(s)
+            words.append(low)
             sentence_start = False
             continue
         s = stem(low)
         tokens.append(s)
+        words.append(low)
         if low in NEGATORS:
             negations += 1
         if low in _DIRECTIONS:
@@ -283,7 +241,7 @@ def _profile(text: str) -> Profile:
             entities.add(s)
         sentence_start = False
     del raw
-    return Profile(text, tuple(tokens), frozenset(content), frozenset(numbers), frozenset(entities),
+    return Profile(text, tuple(tokens), tuple(words), frozenset(content), frozenset(numbers), frozenset(entities),
                    negations, tuple(roles))
 
 
@@ -294,19 +252,11 @@ def similar_spelling(x: str, y: str, strict: bool = False) -> bool:
         return True
     if min(len(x), len(y)) < 4:
         return False
+    if x.endswith(y) or y.endswith(x):
+        return False  # a prefix makes another word ("mute" / "unmute", "install" / "reinstall")
     if (x.startswith(y) or y.startswith(x)) and not strict:
         return abs(len(x) - len(y)) <= 3
     return SequenceMatcher(None, x, y).ratio() >= (0.88 if strict else 0.8)
-
-
-def opposite(x: str, y: str) -> bool:
-    """An antonym pair or one word the negated-prefix form of the other ('lock'/'unlock')."""
-    if (x, y) in ANTONYMS or (_base(x), _base(y)) in ANTONYMS:
-        return True
-    for p in NEG_PREFIXES:
-        if (x == p + y or y == p + x) and min(len(x), len(y)) >= 3:
-            return True
-    return False
 
 
 def word_spans(text: str, stems: frozenset[str]) -> tuple[str, list[tuple[int, int]]]:

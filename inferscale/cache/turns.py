@@ -20,13 +20,13 @@ class Candidate:
 
 
 # Words that point back into the conversation: a message holding one means something only with
-# the turns before it ("cancel it", "how much is that one?", "and with the TV add-on?").
+# the turns before it ("cancel it", "how much is that one?", "and with the sports bundle?").
 ANAPHORA = frozenset("""
 it its that this these those them they their he him his she her one ones then there instead same
 such else above former latter option options both either another other
 """.split())
-# Days and months are capitalised but name no subject: "Is the clinic open on Sundays?" still
-# means the clinic the chat was about.
+# Days and months are capitalised but name no subject: "Is the dental surgery open on Saturdays?" still
+# means the surgery the chat was about.
 CALENDAR = frozenset(stem(w) for w in """
 monday tuesday wednesday thursday friday saturday sunday mondays tuesdays wednesdays thursdays
 fridays saturdays sundays january february march april may june july august september october
@@ -34,7 +34,7 @@ november december today tomorrow yesterday weekend weekends
 """.split())
 # "this year", "that morning": a time, not something said earlier.
 TIMES = CALENDAR | frozenset(stem(w) for w in "year month week day morning afternoon evening night time".split())
-# Light words take their meaning from what they govern: "how long will the refund take?" says only
+# Light words take their meaning from what they govern: "how long will the reimbursement take?" says only
 # "refund", and which refund is in the earlier turns.
 LIGHT = frozenset(stem(w) for w in """
 get take give send bring come go put make do have keep need want long back much many
@@ -74,8 +74,8 @@ def _names(text: str) -> frozenset[str]:
 
 
 def _says_what(text: str) -> bool:
-    """At least two meaningful words beyond light verbs and framing ("free wifi on your flights",
-    not "how long will the refund take")."""
+    """At least two meaningful words beyond light verbs and framing ("free wifi in your waiting rooms",
+    not "how long will the reimbursement take")."""
     return len(profile(text).content - FRAMING - LIGHT) >= 2
 
 
@@ -91,10 +91,10 @@ def stands_alone(cached: Candidate, query: Candidate) -> str:
     """Why the question means the same after either chat, or "" when it may not.
 
     Both last messages must refer back to nothing, and then either name their subject ("Do you
-    accept Amex?"), or, asked at the end of two chats, say what they ask about in two or more
-    meaningful words ("Is there free wifi on your flights?") or be asked of the same named party (a
+    take Diners Club cards?"), or, asked at the end of two chats, say what they ask about in two or more
+    meaningful words ("Is there free wifi in your waiting rooms?") or be asked of the same named party (a
     Kestrel question after two different Kestrel chats). Against a fresh prompt a chat is
-    different: "Is the clinic open on Sundays?" after "I use the Camden clinic" means that clinic."""
+    different: "Is the dental surgery open on Saturdays?" after "I use the Hexham dental surgery" means that surgery."""
     if refers_back(cached.last) or refers_back(query.last):
         return ""
     if _names(cached.last) and _names(query.last):
