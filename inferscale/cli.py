@@ -301,6 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a real SQLite+Chroma cache per pair instead of the batched fast path (slow)")
     ce.add_argument("--json", action="store_true")
     ce.set_defaults(fn=cmd_cache_eval)
+
+    from .experiments.cli import register as register_eval
+
+    register_eval(sub)
     return p
 
 

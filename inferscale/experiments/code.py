@@ -25,6 +25,8 @@ def program(answer: str, item: Item) -> str:
     prefix = item.payload.get("prefix", "")
     entry = item.payload.get("entry_point")
     if entry and not re.search(rf"^\s*def\s+{re.escape(entry)}\s*\(", code, re.MULTILINE):
+        if code.strip() and not code.startswith((" ", "\t")):  # a body written flush left
+            code = "\n".join("    " + ln if ln.strip() else ln for ln in code.splitlines())
         code = prefix + code
     elif prefix:  # keep the prompt's imports for a full rewrite of the function
         imports = [ln for ln in prefix.splitlines() if ln.startswith(("import ", "from "))]

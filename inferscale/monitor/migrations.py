@@ -179,6 +179,28 @@ def m006_request_source(db: sqlite_utils.Database) -> None:
     db["requests"].create_index(["source"])
 
 
+@migration
+def m007_experiments(db: sqlite_utils.Database) -> None:
+    """Experiments (issue 12) and one row per (experiment, config, item) as it completes; the
+    learned router reads `experiment_results` (see the contract in the experiments package)."""
+    db["experiments"].create(
+        {"name": str, "dataset": str, "created_at": float, "updated_at": float,
+         "status": str,  # running | done | stopped (budget) | interrupted
+         "spec": str},  # JSON: configs, limit, seed, scorer, verifier, budget_usd…
+        pk="name",
+    )
+    db["experiment_results"].create(
+        {"experiment": str, "config": str, "item_id": str, "prompt": str, "system": str,
+         "expected": str, "answer": str, "score": float, "correct": int, "error": str,
+         "strategy": str, "models": str, "answered_by": str, "cost_usd": float, "latency_ms": float,
+         "calls": int, "pass_at_k": int, "request_id": str, "ts": float,
+         "reason": str, "candidates": int, "scorer": str, "scorer_calls": int,
+         "scorer_cost_usd": float, "spent_usd": float, "seq": int},
+        pk=("experiment", "config", "item_id"),
+    )
+    db["experiment_results"].create_index(["experiment", "config", "seq"])
+
+
 def apply_migrations(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in order, each in its own transaction. Returns the names applied."""
     db.conn.execute("PRAGMA journal_mode=WAL")
