@@ -135,8 +135,14 @@ class _Progress:
 
     def __init__(self) -> None:
         self.last = 0.0
+        self.latest: Any = None
+
+    def flush(self) -> None:
+        if self.latest is not None:
+            self(self.latest, final=True)
 
     def __call__(self, p: Any, final: bool = False) -> None:
+        self.latest = p
         now = time.monotonic()
         if not final and now - self.last < 1.0:
             return
@@ -190,6 +196,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
           + (f"; resuming: {before} results stored, running {todo}" if args.resume else ""),
           file=sys.stderr, flush=True)
     status = run_sync(run_experiment(engine, spec, dataset, on_progress=progress))
+    progress.flush()
     rows = store.results(name)
     summary = report.summarize(spec, rows, len(dataset.items), status)
     if status != "done":

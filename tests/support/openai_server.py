@@ -18,7 +18,7 @@ Behaviour is chosen per request by the model name, so one server serves many fak
     conf-<pct>-<word> answers <word>; with `logprobs: true` every token has probability pct%
     ratelimit-<ms>    the first call per prompt is a 429 with Retry-After <ms>/1000 s, then echo
     keyecho-401       HTTP 401 whose error message repeats the bearer token, as some providers do
-    parity-<rule>[-t] scored-run patterns on N, the first integer of the last user message: rule
+    parity-<rule>[-t] scored-run patterns on N, the first integer of the first user message: rule
                       even / odd answers N when N is even / odd and N+1 otherwise; fail3 is HTTP
                       500 when N % 3 == 0, else N (a tag `-t` only tells models apart)
     nth-<k>[-t]       the n-th call for a prompt (per model name) answers N when n % k == 0, else N+1
@@ -152,6 +152,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(429, json.dumps(err).encode(), extra={"Retry-After": wait})
 
         elif model.startswith(("parity-", "nth-")):
+            # The question is the first user message (a tree search's refinements come after it).
+            prompt = next((str(m.get("content", "")) for m in messages if m.get("role") == "user"), prompt)
             found = re.search(r"-?\d+", prompt)
             n = int(found.group(0)) if found else 0
             rule = model.split("-")[1]
