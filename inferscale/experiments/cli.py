@@ -182,7 +182,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         name=name, dataset=dataset.name, configs=tuple(configs), limit=args.limit, seed=args.seed,
         scorer=args.scorer, verifier=None if args.verifier in (None, "none") else args.verifier,
         budget_usd=args.budget_usd, max_calls=args.max_calls, concurrency=args.concurrency,
-        cache=not args.no_cache, baseline=args.baseline,
+        cache=not args.no_cache, baseline=args.baseline, items=len(dataset.items),
     )
     if args.verifier not in (None, "none", "auto"):
         raise InferscaleError(f"unknown verifier {args.verifier!r}: choose auto or none")

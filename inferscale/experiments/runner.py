@@ -56,6 +56,7 @@ class ExperimentSpec:
     concurrency: int = 4
     cache: bool = True
     baseline: str | None = None
+    items: int | None = None  # how many items the dataset selection holds (for progress)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
