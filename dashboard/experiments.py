@@ -99,12 +99,15 @@ def configs_frame(summ: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def items_frame(rows: Sequence[dict[str, Any]], baseline: str | None) -> pd.DataFrame:
+def items_frame(rows: Sequence[dict[str, Any]], baseline: str | None,
+                configs: Sequence[str] = ()) -> pd.DataFrame:
     """One row per item: each config's score, and which configs fixed or broke the baseline's items."""
     if not rows:
         return pd.DataFrame(columns=["item_id"])
     df = pd.DataFrame(rows)
     wide = df.pivot_table(index="item_id", columns="config", values="correct", aggfunc="first")
+    order = [c for c in configs if c in wide.columns] or list(wide.columns)
+    wide = wide.reindex(columns=order)  # the experiment's config order, not alphabetical
     wide = wide.reindex(sorted(wide.index, key=lambda i: df.loc[df.item_id == i, "seq"].min()))
     out = wide.reset_index()
     out.columns.name = None

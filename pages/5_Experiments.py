@@ -105,7 +105,7 @@ c[1].download_button("Download JSON", ex.results_json(summ, rows), f"{selected}.
 
 st.subheader("Items")
 baseline = st.selectbox("Baseline", config_names, key="exp_baseline")
-st.dataframe(ex.items_frame(rows, baseline), hide_index=True, key="exp_items")
+st.dataframe(ex.items_frame(rows, baseline, config_names), hide_index=True, key="exp_items")
 item_ids = list(dict.fromkeys(r["item_id"] for r in sorted(rows, key=lambda r: r["seq"])))
 if item_ids:
     chosen = st.selectbox("Item", item_ids, key="exp_item")

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from inferscale.experiments.stats import wilson
-
 from tests.support.dashboard import all_text, app_test, frame, no_exception
 from tests.support.fakes import fake_model
 
@@ -59,6 +58,7 @@ def test_results_chart_tables_and_drill_down(engine: Any) -> None:
     assert list(configs["accuracy"]) == [0.5, 1.0, 0.0] and list(configs["pass@k"].fillna(-1)) == [-1, -1, 1.0]
     items = frame(at, "item_id", "fixed by")
     assert list(items["item_id"]) == [f"q{i}" for i in range(6)]
+    assert list(items.columns[1:4]) == ["even", "sure", "sc"]
     assert list(items["fixed by"]) == ["", "sure", "", "sure", "", "sure"]
     assert list(items["broken by"]) == ["sc", "", "sc", "", "sc", ""]
     at.selectbox(key="exp_item").select("q3").run()

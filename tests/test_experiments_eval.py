@@ -275,3 +275,19 @@ def test_jsonl_errors_through_the_cli(make_engine, tmp_path, capsys):
     assert 'bad.jsonl line 2: field "expected" is missing' in line
     line = assert_one_line_error(_run(capsys, "no-such-dataset", "--models", "even"))
     assert "unknown dataset 'no-such-dataset'" in line
+
+
+def test_the_judge_scorer_counts_its_calls_and_cost(make_engine, tmp_path, capsys, home):
+    make_engine(*_models(), fake_model("grader", "const-8", input_price_per_1m=0, output_price_per_1m=2000))
+    p = tmp_path / "open.jsonl"
+    p.write_text("".join(json.dumps({"id": f"o{i}", "prompt": f"item {i}: describe {i}"}) + "\n" for i in range(3)),
+                 encoding="utf-8")
+    proc = _run(capsys, str(p), "--strategies", "single", "--models", "sure", "--scorer", "judge:grader",
+                "--name", "judged", "--json")
+    assert proc.returncode == 0, proc.stderr
+    c = json.loads(proc.stdout)["configs"][0]
+    assert (c["n"], c["correct"], c["accuracy"]) == (3, 3, 1.0)  # 8/10 from the grader each time
+    assert c["cost_per_item_usd"] == pytest.approx(0.003)  # the config's own cost, judge apart
+    rows = _rows(home, "judged")
+    assert [(r["score"], r["scorer_calls"], r["reason"]) for r in rows] == [(0.8, 1, "judge 8/10")] * 3
+    assert sum(r["scorer_cost_usd"] for r in rows) == pytest.approx(0.006)
