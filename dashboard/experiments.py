@@ -170,3 +170,21 @@ def use_as_default(engine: Any, config: RunConfig) -> tuple[list[str], list[str]
             skipped.append(key)
     store.save(tun)
     return written, skipped
+
+
+def scaling_chart(curves: Sequence[dict[str, Any]]) -> Any:
+    """Accuracy (solid) and oracle pass@k (dotted) against calls per item, one colour per sweep."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for curve in curves:
+        pts = curve["points"]
+        x = [p["calls_per_item"] for p in pts]
+        fig.add_trace(go.Scatter(x=x, y=[p["accuracy"] for p in pts], mode="lines+markers",
+                                 name=f"{curve['curve']} accuracy", text=[p["config"] for p in pts]))
+        if any(p["pass_at_k"] is not None for p in pts):
+            fig.add_trace(go.Scatter(x=x, y=[p["pass_at_k"] for p in pts], mode="lines+markers",
+                                     line={"dash": "dot"}, name=f"{curve['curve']} pass@k"))
+    fig.update_layout(xaxis_title="calls per item", yaxis_title="share of items", yaxis_range=[-0.05, 1.05],
+                      height=360, margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    return fig

@@ -11,7 +11,7 @@ import streamlit as st
 from dashboard import experiments as ex
 from dashboard.common import _ENV, page
 from inferscale.errors import InferscaleError
-from inferscale.experiments import datasets
+from inferscale.experiments import datasets, report
 from inferscale.experiments.cli import parse_options
 from inferscale.experiments.runner import RunConfig
 from inferscale.experiments.store import ExperimentStore
@@ -93,6 +93,9 @@ def live() -> None:
         st.error(err)
     st.plotly_chart(ex.cost_accuracy_chart(summ), key="exp_chart")
     st.dataframe(ex.configs_frame(summ), hide_index=True, key="exp_configs")
+    if curves := report.scaling(summ):
+        st.caption("Scaling: configs of one strategy and model set that differ in n or budget")
+        st.plotly_chart(ex.scaling_chart(curves), key="exp_scaling")
 
 
 live()

@@ -47,3 +47,18 @@ def test_pass_at_k_unbiased_estimator():
     assert stats.pass_at_k(8, 2, 1) == pytest.approx(0.25)
     assert stats.pass_at_k(10, 3, 2) == pytest.approx(1 - math.comb(7, 2) / math.comb(10, 2))
     assert stats.percentile([1, 2, 3, 4], 50) == 2.5
+
+
+def test_scaling_curves_group_sweeps_of_one_strategy_and_model_set():
+    from inferscale.experiments.report import scaling
+
+    def cfg(name, strategy, models, calls, acc, passk):
+        return {"config": name, "strategy": strategy, "models": models, "calls_per_item": calls,
+                "accuracy": acc, "pass_at_k": passk}
+
+    summary = {"configs": [cfg("sc-8", "self-consistency", ["m"], 8.0, 0.4, 0.7),
+                           cfg("sc-2", "self-consistency", ["m"], 2.0, 0.3, 0.4),
+                           cfg("single", "single", ["m"], 1.0, 0.2, None)]}
+    curves = scaling(summary)
+    assert [c["curve"] for c in curves] == ["self-consistency m"]
+    assert [p["config"] for p in curves[0]["points"]] == ["sc-2", "sc-8"]
