@@ -26,6 +26,7 @@ PAGES = [
     ("pages/2_Tuning.py", "Tuning", ":material/tune:"),
     ("pages/3_Performance.py", "Performance", ":material/monitoring:"),
     ("pages/4_Models.py", "Models", ":material/hub:"),
+    ("pages/5_Experiments.py", "Experiments", ":material/science:"),
 ]
 LEVEL_NAMES = {"L1": "semantic", "L2": "intermediate", "L3": "model output", "L4": "final result"}
 _ENV = ("INFERSCALE_HOME", "INFERSCALE_MODELS_DIR", "INFERSCALE_MODELS_YAML", "INFERSCALE_CPU_HOUR_USD",

@@ -286,6 +286,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .tools.cache_eval import register as register_cache_eval
     register_cache_eval(sub)
+
+    from .experiments.cli import register as register_eval
+
+    register_eval(sub)
     return p
 
 

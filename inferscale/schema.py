@@ -189,3 +189,26 @@ def m007_request_owner(db: sqlite_utils.Database) -> None:
     db["requests"].add_column("owner_pid", int)
     db["requests"].add_column("owner_start", str)
     db.execute("CREATE INDEX idx_requests_running ON requests(status) WHERE status = 'running'")
+
+
+@migration
+def m008_experiments(db: sqlite_utils.Database) -> None:
+    """Experiments (issue 12) and one row per (experiment, config, item) as it completes; the
+    learned router reads `experiment_results` (see the contract in the experiments package)."""
+    db["experiments"].create(
+        {"name": str, "dataset": str, "created_at": float, "updated_at": float,
+         "status": str,  # running | done | stopped (budget) | interrupted
+         "spec": str},  # JSON: configs, limit, seed, scorer, verifier, budget_usd…
+        pk="name",
+    )
+    db["experiment_results"].create(
+        {"experiment": str, "config": str, "item_id": str, "prompt": str, "system": str,
+         "expected": str, "answer": str, "score": float, "correct": int, "error": str,
+         "strategy": str, "models": str, "answered_by": str, "cost_usd": float, "latency_ms": float,
+         "calls": int, "pass_at_k": int, "request_id": str, "ts": float,
+         "reason": str, "candidates": int, "scorer": str, "scorer_calls": int,
+         "scorer_cost_usd": float, "spent_usd": float, "seq": int},
+        pk=("experiment", "config", "item_id"),
+    )
+    db["experiment_results"].create_index(["experiment", "config", "seq"])
+

@@ -16,6 +16,7 @@ PAGES = {
     "tuning": REPO_ROOT / "pages" / "2_Tuning.py",
     "performance": REPO_ROOT / "pages" / "3_Performance.py",
     "models": REPO_ROOT / "pages" / "4_Models.py",
+    "experiments": REPO_ROOT / "pages" / "5_Experiments.py",
 }
 XSS = "<img src=x onerror=alert(1)> <script>alert(2)</script>"
 

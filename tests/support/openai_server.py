@@ -25,6 +25,10 @@ Behaviour is chosen per request by the model name, so one server serves many fak
     hostile-error     HTTP 500 whose message is that same Markdown (an image and a phishing link)
     huge-<n>          answers <n> characters whatever max_tokens says (a provider ignoring it)
     ansi              answers text full of terminal escape sequences
+    parity-<rule>[-t] scored-run patterns on N, the first integer of the first user message: rule
+                      even / odd answers N when N is even / odd and N+1 otherwise; fail3 is HTTP
+                      500 when N % 3 == 0, else N (a tag `-t` only tells models apart)
+    nth-<k>[-t]       the n-th call for a prompt (per model name) answers N when n % k == 0, else N+1
 
 `server.calls` counts requests per model; `server.last_headers` keeps the last Authorization seen and
 `server.last_request` the last JSON body.
@@ -36,6 +40,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import sys
 import threading
 import time
@@ -170,6 +175,22 @@ class _Handler(BaseHTTPRequestHandler):
                 wait = str(int(model.split("-", 1)[1]) / 1000)
                 err = {"error": {"message": "slow down", "type": "rate_limit", "code": 429}}
                 return self._send(429, json.dumps(err).encode(), extra={"Retry-After": wait})
+
+        elif model.startswith(("parity-", "nth-")):
+            # The question is the first user message (a tree search's refinements come after it).
+            prompt = next((str(m.get("content", "")) for m in messages if m.get("role") == "user"), prompt)
+            found = re.search(r"-?\d+", prompt)
+            n = int(found.group(0)) if found else 0
+            rule = model.split("-")[1]
+            if rule == "fail3" and n % 3 == 0:
+                return self._send(500, b'{"error": {"message": "fail3", "type": "server_error"}}')
+            if model.startswith("nth-"):
+                with srv.lock:
+                    srv.flaky[(model, prompt)] += 1
+                    right = srv.flaky[(model, prompt)] % int(rule) == 0
+            else:
+                right = rule == "fail3" or (n % 2 == 0) == (rule == "even")
+            answer = str(n if right else n + 1)
 
         usage = _usage(" ".join(str(m.get("content", "")) for m in messages), answer)
         if req.get("stream"):
