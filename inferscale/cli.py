@@ -301,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a real SQLite+Chroma cache per pair instead of the batched fast path (slow)")
     ce.add_argument("--json", action="store_true")
     ce.set_defaults(fn=cmd_cache_eval)
+    __import__("inferscale.gateway.cli", fromlist=["register"]).register(sub)  # serve, keys
     return p
 
 

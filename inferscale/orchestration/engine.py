@@ -129,6 +129,8 @@ class Engine:
         source: str = "api",
         tenant: str | None = None,
         verifier: Verifier | None = None,
+        params: dict[str, Any] | None = None,
+        request_id: str | None = None,
     ) -> AskResult:
         """`strategy_options` override the strategy's defaults for this request, e.g.
         {"n": 7} for self-consistency or {"tau": 0.6} for cascade (see strategies/).
@@ -136,7 +138,9 @@ class Engine:
         `cache` sets what this request may read and write and its partition (`use_cache=False` is
         `CacheControl.off()`); `source` (cli, batch, playground, gateway, experiment…) and `tenant`
         (e.g. a gateway key's name) are recorded with the request; `verifier` scores a candidate
-        answer in [0, 1] for strategies that search (it never sees an expected answer)."""
+        answer in [0, 1] for strategies that search (it never sees an expected answer).
+        `params` override the tunables' call parameters (the gateway's temperature, max_tokens);
+        `request_id` lets a caller name the request before it ends (streamed response headers)."""
         t_start = time.perf_counter()
         tun = self.tunables()
         messages = _messages(prompt, system, history)
@@ -149,7 +153,7 @@ class Engine:
         cc = (cache or CacheControl()) if use_cache and tun.cache_enabled else CacheControl.off()
         # The partition joins every key only when set, so unpartitioned entries keep their keys.
         part = {"namespace": cc.namespace} if cc.namespace else {}
-        params = {"max_tokens": tun.max_tokens, "temperature": tun.temperature}
+        params = {"max_tokens": tun.max_tokens, "temperature": tun.temperature, **(params or {})}
         trace = _Trace()
         emit = _Emit(on_event)
 
@@ -158,7 +162,7 @@ class Engine:
             trace.steps.append(s)
             emit(Event("step", step=s))
 
-        request_id = uuid.uuid4().hex
+        request_id = request_id or uuid.uuid4().hex
         self.monitor.start_request(request_id, prompt, strategy, router_obj.name, source=source,
                                    tenant=tenant)
         try:
