@@ -31,10 +31,6 @@ class GatewayState:
     auth: bool
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
 class BodyLimit:
     """Refuse bodies over `limit` bytes before they are read: by Content-Length at once, and by
     counting for chunked uploads (which carry no length)."""
@@ -57,7 +53,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _BodyTooLarge
+                    raise errors.BodyTooLarge(self.limit)
             return message
 
         async def tracking_send(message: dict) -> None:
@@ -67,15 +63,14 @@ class BodyLimit:
 
         try:
             await self.app(scope, counting_receive, tracking_send)
-        except _BodyTooLarge:
+        except errors.BodyTooLarge:
             if not started:
                 await self._refuse(send)
 
     async def _refuse(self, send: Any) -> None:
         from fastapi.responses import JSONResponse
 
-        err = errors.bad_request(f"request body larger than {self.limit // (1024 * 1024)} MB",
-                                 code="request_too_large")
+        err = errors.BodyTooLarge(self.limit)
         resp = JSONResponse(err.body(), status_code=err.status, headers={"connection": "close"})
         await resp({"type": "http"}, None, send)
 

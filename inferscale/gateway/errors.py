@@ -46,6 +46,12 @@ class GatewayError(Exception):
                           "code": self.code}, **self.extra}
 
 
+class BodyTooLarge(GatewayError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(400, f"request body larger than {limit // (1024 * 1024)} MB",
+                         code="request_too_large")
+
+
 def bad_request(message: str, param: str | None = None, code: str = "invalid_request") -> GatewayError:
     return GatewayError(400, message, param=param, code=code)
 
@@ -56,6 +62,8 @@ def from_exception(exc: Exception) -> GatewayError:
         return exc
     if isinstance(exc, RequestValidationError):
         return _validation(exc)
+    if isinstance(exc.__cause__, GatewayError):  # raised while FastAPI read the body
+        return exc.__cause__
     if isinstance(exc, StarletteHTTPException):
         return GatewayError(exc.status_code, str(exc.detail), code=_TYPES.get(exc.status_code))
     if isinstance(exc, AllModelsFailedError):

@@ -44,3 +44,32 @@ class GatewayThread:
         self.server.should_exit = True
         self.thread.join(15)
         self.sock.close()
+
+
+class Gateway:
+    """A running gateway over a real engine: `.url`, `.base_url`, `.engine`, `.key(name)`, `.client()`."""
+
+    def __init__(self, engine: Any, auth: bool = True) -> None:
+        from inferscale.gateway.app import create_app
+        from inferscale.gateway.keys import KeyStore
+
+        self.engine = engine
+        self.keys = KeyStore(engine.database)
+        self.thread = GatewayThread(create_app(engine=engine, auth=auth)).start()
+        self.url, self.base_url = self.thread.url, self.thread.base_url
+
+    def key(self, name: str, budget_usd: float | None = None) -> str:
+        return self.keys.create(name, budget_usd)[1]
+
+    def client(self, key: str = "none", **kw: Any) -> Any:
+        import openai
+
+        return openai.OpenAI(base_url=self.base_url, api_key=key, max_retries=0, **kw)
+
+    def async_client(self, key: str = "none", **kw: Any) -> Any:
+        import openai
+
+        return openai.AsyncOpenAI(base_url=self.base_url, api_key=key, max_retries=0, **kw)
+
+    def stop(self) -> None:
+        self.thread.stop()
