@@ -76,6 +76,7 @@ def start_backend(port: int) -> subprocess.Popen:
 
 
 def start_inferscale(home: Path, backend: str, behaviour: str, port: int) -> tuple[subprocess.Popen, str]:
+    home.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "INFERSCALE_HOME": str(home), "PYTHONPATH": str(REPO), "BENCH_KEY": "unused"}
     env.pop("INFERSCALE_CHROMA_URL", None)
     (home / "models.yaml").write_text(json.dumps({"models": [{
