@@ -357,3 +357,15 @@ def test_keys_cli_and_serve_refusals(cli) -> None:
     assert "no active key" in assert_one_line_error(cli("keys", "revoke", "ci-bot"))
     assert "budget" in assert_one_line_error(cli("keys", "create", "x", "--budget-usd", "-1"))
     assert "non-loopback" in assert_one_line_error(cli("serve", "--no-auth", "--host", "0.0.0.0"))
+
+
+def test_a_streamed_single_falls_back_before_its_first_token(gw) -> None:
+    client = gw.client(gw.key("fallback"))
+    chunks, headers, _, _ = _stream(client, "fall back then stream", model="inferscale/single",
+                                    extra_body={"inferscale": {"models": ["fake-500", "fake-drip"],
+                                                               "router": "fixed"}})
+    assert _text(chunks) == "echo: fall back then stream"
+    assert headers["x-inferscale-models"] == "fake-drip"  # the model whose tokens were sent
+    members = chunks[-1].model_extra["inferscale"]["members"]
+    assert [(m["model"], m["error_class"]) for m in members] == [
+        ("fake-500", "InternalServerError"), ("fake-drip", None)]
