@@ -369,3 +369,23 @@ def test_a_streamed_single_falls_back_before_its_first_token(gw) -> None:
     members = chunks[-1].model_extra["inferscale"]["members"]
     assert [(m["model"], m["error_class"]) for m in members] == [
         ("fake-500", "InternalServerError"), ("fake-drip", None)]
+
+
+def test_an_embedded_owner_keeps_other_processes_off_the_chroma_directory(make_engine, home, cli) -> None:
+    from inferscale.cache import chroma_server
+    from inferscale.settings import Settings
+    from tests.support.fakes import assert_one_line_error
+
+    make_engine(*MODELS[:1])
+    chroma_dir = Settings.from_env(home).chroma_dir
+    chroma_server.acquire(chroma_dir, "embedded")  # this process now owns it, as the CLI would
+    try:
+        # Another process still answers, with L1 skipped (a miss, never a second writer)...
+        proc = cli("ask", "who owns the index?", "--models", "fake-echo", "--json")
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["answer"] == "echo: who owns the index?"
+        # ...and serve refuses to start a server over a directory someone has open.
+        line = assert_one_line_error(cli("serve", "--port", "1", timeout=120))
+        assert "open in another process" in line and "inferscale serve" in line
+    finally:
+        chroma_server.release(chroma_dir)
