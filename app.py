@@ -5,16 +5,28 @@ Run with `streamlit run app.py` (.streamlit/config.toml binds 127.0.0.1 and turn
 
 import streamlit as st
 
-from dashboard.common import LEVEL_NAMES, PAGES, code_span, money, ms, overview_data, page, pct
+from dashboard.common import (
+    LEVEL_NAMES,
+    PAGES,
+    code_span,
+    money,
+    ms,
+    overview_data,
+    page,
+    pct,
+    traffic_filters,
+)
 
 engine = page("Overview", ":material/dashboard:")
 st.title("inferscale")
 st.caption("Inference scaling across several LLMs: every request is analysed, checked against the "
            "cache, routed, executed and recorded. This page sums up what the monitor logged.")
 
-include_synthetic = st.toggle("Include synthetic rows", value=True, key="overview_synthetic",
-                              help="Rows created by `inferscale seed` are marked synthetic.")
-summary, recent = overview_data(str(engine.settings.db_path), include_synthetic)
+f = st.columns([1, 1, 1])
+include_synthetic = f[0].toggle("Include synthetic rows", value=True, key="overview_synthetic",
+                                help="Rows created by `inferscale seed` are marked synthetic.")
+source, tenant = traffic_filters(str(engine.settings.db_path), "overview", f[1:])
+summary, recent = overview_data(str(engine.settings.db_path), include_synthetic, source, tenant)
 
 c = st.columns(6)
 c[0].metric("Requests", f"{summary['requests']:,}", help=f"{summary['failed']:,} failed")

@@ -56,11 +56,12 @@ def page(title: str, icon: str) -> Engine:
 
 
 @st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
-def overview_data(db_path: str, include_synthetic: bool) -> tuple[dict[str, Any], pd.DataFrame]:
+def overview_data(db_path: str, include_synthetic: bool, source: str | None = None,
+                  tenant: str | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
     conn = queries.connect(db_path)
     try:
-        w = queries.Window(0.0, 4e10, include_synthetic)
-        return queries.summary(conn, w), queries.recent_requests(conn, 25, include_synthetic)
+        w = queries.Window(0.0, 4e10, include_synthetic, source, tenant)
+        return queries.summary(conn, w), queries.recent_requests(conn, 25, include_synthetic, source, tenant)
     finally:
         conn.close()
 
@@ -75,9 +76,29 @@ def data_range(db_path: str) -> tuple[float, float] | None:
 
 
 @st.cache_data(ttl=QUERY_TTL_S, show_spinner="Querying the monitor…")
-def chart_frames(db_path: str, start: float, end: float, include_synthetic: bool) -> dict[str, pd.DataFrame]:
+def chart_frames(db_path: str, start: float, end: float, include_synthetic: bool, source: str | None = None,
+                 tenant: str | None = None) -> dict[str, pd.DataFrame]:
     """Every Performance chart's data for one window (one cache entry per filter setting)."""
-    return queries.load_charts(db_path, queries.Window(start, end, include_synthetic))
+    return queries.load_charts(db_path, queries.Window(start, end, include_synthetic, source, tenant))
+
+
+@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False)
+def filter_options(db_path: str) -> tuple[list[str], list[str]]:
+    conn = queries.connect(db_path)
+    try:
+        return queries.sources_and_tenants(conn)
+    finally:
+        conn.close()
+
+
+def traffic_filters(db_path: str, prefix: str, cols: Any) -> tuple[str | None, str | None]:
+    """Source and key pickers ("all" = no filter) in two columns; returns (source, tenant)."""
+    sources, tenants = filter_options(db_path)
+    source = cols[0].selectbox("Source", ["all", *sources], key=f"{prefix}_source",
+                               help="Where requests came from: playground, cli, batch, gateway…")
+    tenant = cols[1].selectbox("Key", ["all", *tenants], key=f"{prefix}_tenant",
+                               help="The gateway key a request was made with")
+    return (None if source == "all" else source), (None if tenant == "all" else tenant)
 
 
 def money(x: float | None) -> str:

@@ -290,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .experiments.cli import register as register_eval
 
     register_eval(sub)
+    __import__("inferscale.gateway.cli", fromlist=["register"]).register(sub)  # serve, keys
     return p
 
 

@@ -26,7 +26,12 @@ class RoutingError(InferscaleError):
 
 
 class AllModelsFailedError(InferscaleError):
-    """Every routed model (and every fallback) failed for this request."""
+    """Every routed model (and every fallback) failed for this request. `members` holds each
+    call's record (MemberResult), so a caller can say which failed and how (the gateway's 502/504)."""
+
+    def __init__(self, message: str, members: tuple = ()) -> None:
+        super().__init__(message)
+        self.members = tuple(members)
 
 
 class BudgetExceededError(InferscaleError):

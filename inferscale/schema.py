@@ -200,6 +200,30 @@ def m008_experiments(db: sqlite_utils.Database) -> None:
          "status": str,  # running | done | stopped (budget) | interrupted
          "spec": str},  # JSON: configs, limit, seed, scorer, verifier, budget_usd…
         pk="name",
+
+
+@migration
+def m009_gateway_keys(db: sqlite_utils.Database) -> None:
+    """Gateway API keys (inferscale/gateway/keys.py): a salted hash per key, never the key; a
+    budget and what the key has spent, so every worker process enforces one shared budget."""
+    db["gateway_keys"].create(
+        {
+            "id": str,  # public part of the key, also the key's cache namespace
+            "name": str,
+            "salt": str,  # hex
+            "hash": str,  # hex sha256(salt + secret)
+            "budget_usd": float,  # NULL = no budget
+            "spent_usd": float,
+            "requests": int,
+            "created_at": float,
+            "last_used_at": float,
+            "revoked_at": float,  # NULL while the key is active
+        },
+        pk="id",
+        defaults={"spent_usd": 0.0, "requests": 0},
+    )
+    db["gateway_keys"].create_index(["name"])
+
     )
     db["experiment_results"].create(
         {"experiment": str, "config": str, "item_id": str, "prompt": str, "system": str,

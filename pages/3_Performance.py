@@ -5,7 +5,7 @@ import datetime as dt
 import streamlit as st
 
 from dashboard import charts
-from dashboard.common import chart_frames, data_range, money, page, pct
+from dashboard.common import chart_frames, data_range, money, page, pct, traffic_filters
 from inferscale.tools.seed import clear_synthetic, seed_synthetic
 
 engine = page("Performance", ":material/monitoring:")
@@ -16,13 +16,14 @@ utc = dt.UTC
 today = dt.datetime.now(utc).date()
 rng = data_range(db)
 first = dt.datetime.fromtimestamp(rng[0], utc).date() if rng else today
-c = st.columns([2, 1, 2])
+c = st.columns([2, 1, 1, 1])
 picked = c[0].date_input("Date range (UTC)", value=(min(first, today), today), key="perf_range")
 include_synthetic = c[1].toggle("Include synthetic rows", value=True, key="perf_synthetic")
+source, tenant = traffic_filters(db, "perf", c[2:])
 d0, d1 = (picked[0], picked[-1]) if isinstance(picked, (tuple, list)) and picked else (today, today)
 start = dt.datetime.combine(d0, dt.time(), utc).timestamp()
 end = dt.datetime.combine(d1 + dt.timedelta(days=1), dt.time(), utc).timestamp()
-frames = chart_frames(db, start, end, include_synthetic)
+frames = chart_frames(db, start, end, include_synthetic, source, tenant)
 
 co, hr = frames["cost_over_time"], frames["hit_rate_over_time"]
 if co.empty:
@@ -72,6 +73,17 @@ st.dataframe(cl, hide_index=True, key="perf_cache_levels",
                             "saved_ms": st.column_config.NumberColumn("saved ms", format="%.0f")})
 st.download_button("Download CSV", cl.to_csv(index=False), file_name="cache_levels.csv",
                    mime="text/csv", key="perf_csv_cache_levels", disabled=cl.empty)
+
+st.subheader("Requests per key")
+pk = frames["requests_per_key"]
+if pk.empty:
+    st.caption("No gateway key made requests in this range (`inferscale keys create NAME`, then "
+               "`inferscale serve`).")
+st.dataframe(pk, hide_index=True, key="perf_per_key",
+             column_config={"cost_usd": st.column_config.NumberColumn("cost $", format="%.6f"),
+                            "saved_usd": st.column_config.NumberColumn("saved $", format="%.6f")})
+st.download_button("Download CSV", pk.to_csv(index=False), file_name="requests_per_key.csv",
+                   mime="text/csv", key="perf_csv_requests_per_key", disabled=pk.empty)
 
 st.subheader("Latency percentiles per model")
 pc = frames["latency_percentiles"]

@@ -8,6 +8,10 @@ at 10,000 entries, growing with the scope, against under 2 ms for a plain HNSW q
 (corrupt files, a version it cannot read) it is moved aside to `chroma.broken-<time>` and a fresh
 one is created — the caller then re-adds the vectors it keeps in SQLite (`SemanticCache.reconcile`).
 Nothing here raises into a request: callers treat an `IndexUnavailable` as a miss.
+
+Several processes on one home share the index through Chroma's server (`chroma_server.py`): when
+one runs for this directory the client is a `chromadb.HttpClient`, otherwise the process opens the
+directory embedded and holds its lock, so a second process never writes it behind our back.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..settings import prepare_offline_env
+from . import chroma_server
 
 log = logging.getLogger(__name__)
 PREFIX = "l1-"
@@ -66,6 +71,8 @@ class ChromaIndex:
         self._cols: dict[str, Any] = {}  # collection name -> collection, every one on disk
         self._lock = threading.RLock()
         self.rebuilt = False  # True when this process replaced a broken directory
+        self.remote: str | None = None  # the Chroma server's URL when the index is shared
+        self._absent: dict[str, float] = {}  # remote: collection name -> when it was found missing
 
     def _open(self) -> Any:
         with self._lock:
@@ -74,6 +81,8 @@ class ChromaIndex:
             prepare_offline_env()
             try:
                 self._connect()
+            except IndexUnavailable:
+                raise  # busy or server unreachable: the directory itself is fine, leave it
             except Exception as exc:  # noqa: BLE001 - any failure to open means: start afresh
                 log.warning("chroma at %s unusable (%s); moving it aside and rebuilding", self.path, exc)
                 self._client = None
@@ -95,10 +104,20 @@ class ChromaIndex:
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
-        self.path.mkdir(parents=True, exist_ok=True)
-        client = chromadb.PersistentClient(
-            path=str(self.path), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=True)
-        )
+        url = chroma_server.find_url(self.path)
+        if url is None and chroma_server.holder_role(self.path) == "serve":
+            url = chroma_server.find_url(self.path, wait_s=5.0)  # serve is starting its server
+        if url is not None:
+            client = self._remote(url)
+        else:
+            try:
+                chroma_server.acquire(self.path, "embedded")
+            except chroma_server.ChromaBusy as exc:
+                raise IndexUnavailable(str(exc)) from None
+            self.path.mkdir(parents=True, exist_ok=True)
+            client = chromadb.PersistentClient(
+                path=str(self.path), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=True)
+            )
         cols = {}
         for c in client.list_collections():
             if c.name == LEGACY_COLLECTION:  # its vectors are re-added per scope from SQLite
@@ -109,11 +128,34 @@ class ChromaIndex:
             cols[c.name] = col
         self._client, self._cols = client, cols
 
+    def _remote(self, url: str) -> Any:
+        from urllib.parse import urlparse
+
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        u = urlparse(url)
+        try:
+            client = chromadb.HttpClient(host=u.hostname or "127.0.0.1", port=u.port or 8000,
+                                         ssl=u.scheme == "https",
+                                         settings=ChromaSettings(anonymized_telemetry=False))
+            client.heartbeat()
+        except Exception as exc:  # noqa: BLE001
+            raise IndexUnavailable(f"the Chroma server at {url} is unreachable: {type(exc).__name__}") from exc
+        self.remote = url
+        return client
+
     def _collection(self, scope: str, create: bool) -> Any:
         name = collection_name(scope)
         with self._lock:
             client = self._open()
             col = self._cols.get(name)
+            if col is None and self.remote and not create and time.monotonic() - self._absent.get(name, -9) > 1:
+                # Another process may have created it since; a missing one is re-checked after 1 s.
+                try:
+                    col = self._cols[name] = client.get_collection(name, embedding_function=None)
+                except Exception:  # noqa: BLE001 - NotFoundError: not created by anyone yet
+                    self._absent[name] = time.monotonic()
             if col is None and create:
                 col = client.get_or_create_collection(
                     name, embedding_function=None, configuration=HNSW, metadata={"scope": scope[:200]})
@@ -159,7 +201,11 @@ class ChromaIndex:
 
     def _all(self) -> list[Any]:
         with self._lock:
-            self._open()
+            client = self._open()
+            if self.remote:  # other processes create collections too
+                for c in self._call("list", client.list_collections):
+                    if c.name not in self._cols and c.name.startswith(PREFIX):
+                        self._cols[c.name] = client.get_collection(c.name, embedding_function=None)
             return list(self._cols.values())
 
     def delete(self, ids: list[str]) -> None:

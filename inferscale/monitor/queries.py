@@ -29,11 +29,14 @@ CHART_BINS_PER_DECADE = 10  # latency histogram shown
 
 @dataclass(frozen=True)
 class Window:
-    """A time range [start, end) in epoch seconds, and whether synthetic (seeded) rows count."""
+    """A time range [start, end) in epoch seconds, whether synthetic (seeded) rows count, and
+    optionally only one source (cli, batch, playground, gateway…) and one tenant (a key's name)."""
 
     start: float
     end: float
     include_synthetic: bool = True
+    source: str | None = None
+    tenant: str | None = None
 
     def __post_init__(self) -> None:
         if self.end <= self.start:
@@ -57,7 +60,15 @@ def _where(conn: sqlite3.Connection, table: str, w: Window) -> tuple[str, list[A
         covered = max(0.0, min(hi, w.end) - max(lo, w.start)) / max(hi - lo, 1e-9)
     col = "+ts" if covered > 0.3 else "ts"
     sql = f"{col} >= ? AND {col} < ?" + ("" if w.include_synthetic else " AND synthetic = 0")
-    return sql, [w.start, w.end]
+    params: list[Any] = [w.start, w.end]
+    who = [(c, v) for c, v in (("source", w.source), ("tenant", w.tenant)) if v is not None]
+    if who:
+        cond = " AND ".join(f"{c} = ?" for c, _ in who)
+        # Only `requests` carries source and tenant; the other tables follow their request.
+        sql += f" AND {cond}" if table == "requests" else \
+            f" AND request_id IN (SELECT id FROM requests WHERE {cond})"
+        params += [v for _, v in who]
+    return sql, params
 
 
 def connect(db_path: str | Path) -> sqlite3.Connection:
@@ -116,15 +127,37 @@ def summary(conn: sqlite3.Connection, w: Window) -> dict[str, Any]:
     }
 
 
-def recent_requests(conn: sqlite3.Connection, limit: int = 20,
-                    include_synthetic: bool = True) -> pd.DataFrame:
+def recent_requests(conn: sqlite3.Connection, limit: int = 20, include_synthetic: bool = True,
+                    source: str | None = None, tenant: str | None = None) -> pd.DataFrame:
     """The last requests, newest first (the dashboard shows text columns as plain text)."""
-    flt = "" if include_synthetic else "WHERE synthetic = 0"
+    conds = [c for c, on in (("synthetic = 0", not include_synthetic), ("source = ?", source is not None),
+                             ("tenant = ?", tenant is not None)) if on]
+    params = [v for v in (source, tenant) if v is not None]
+    flt = ("WHERE " + " AND ".join(conds)) if conds else ""
     df = _frame(conn, f"""
-        SELECT ts AS time, status, prompt_preview AS prompt, strategy, router, domain,
-               models, cache_level AS cache, cost_usd, saved_usd, latency_ms, error, synthetic
-        FROM requests {flt} ORDER BY ts DESC LIMIT ?""", [limit])
+        SELECT ts AS time, status, source, tenant AS key, prompt_preview AS prompt, strategy, router,
+               domain, models, cache_level AS cache, cost_usd, saved_usd, latency_ms, error, synthetic
+        FROM requests {flt} ORDER BY ts DESC LIMIT ?""", [*params, limit])
     return _times(df, "time")
+
+
+def sources_and_tenants(conn: sqlite3.Connection) -> tuple[list[str], list[str]]:
+    """Every source and every key name seen, for the filters."""
+    sources = [r[0] for r in conn.execute("SELECT DISTINCT source FROM requests WHERE source IS NOT NULL"
+                                          " ORDER BY 1")]
+    tenants = [r[0] for r in conn.execute("SELECT DISTINCT tenant FROM requests WHERE tenant IS NOT NULL"
+                                          " ORDER BY 1")]
+    return sources, tenants
+
+
+def requests_per_key(conn: sqlite3.Connection, w: Window) -> pd.DataFrame:
+    """Requests, failures, spend and savings per gateway key (tenant) in the window."""
+    where, params = _where(conn, "requests", w)
+    return _frame(conn, f"""
+        SELECT tenant AS key, COUNT(*) AS requests, COALESCE(SUM(status = 'error'), 0) AS errors,
+               COALESCE(SUM(cache_level IS NOT NULL), 0) AS cache_hits,
+               COALESCE(SUM(cost_usd), 0) AS cost_usd, COALESCE(SUM(saved_usd), 0) AS saved_usd
+        FROM requests WHERE {where} AND tenant IS NOT NULL GROUP BY tenant ORDER BY requests DESC""", params)
 
 
 # -- rollups: one scan per table ----------------------------------------------------------------
@@ -278,6 +311,7 @@ def all_charts(conn: sqlite3.Connection, w: Window) -> dict[str, pd.DataFrame]:
         "requests_per_model": requests_per_model(conn, w, calls),
         "requests_per_strategy": requests_per_strategy(conn, w, req),
         "routing_by_domain": routing_by_domain(conn, w),
+        "requests_per_key": requests_per_key(conn, w),
     }
 
 

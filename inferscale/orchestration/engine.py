@@ -137,6 +137,8 @@ class Engine:
         source: str = "api",
         tenant: str | None = None,
         verifier: Verifier | None = None,
+        params: dict[str, Any] | None = None,
+        request_id: str | None = None,
     ) -> AskResult:
         """`strategy_options` override the strategy's defaults for this request, e.g.
         {"n": 7} for self-consistency or {"tau": 0.6} for cascade (see strategies/).
@@ -144,7 +146,9 @@ class Engine:
         `cache` sets what this request may read and write and its partition (`use_cache=False` is
         `CacheControl.off()`); `source` (cli, batch, playground, gateway, experiment…) and `tenant`
         (e.g. a gateway key's name) are recorded with the request; `verifier` scores a candidate
-        answer in [0, 1] for strategies that search (it never sees an expected answer)."""
+        answer in [0, 1] for strategies that search (it never sees an expected answer).
+        `params` override the tunables' call parameters (the gateway's temperature, max_tokens);
+        `request_id` lets a caller name the request before it ends (streamed response headers)."""
         t_start = time.perf_counter()
         tun = await asyncio.to_thread(self.tunables)  # once: the whole request runs under it
         messages = build_messages(prompt, system, history)
@@ -156,7 +160,7 @@ class Engine:
         explicit = tuple(self.registry.require_available(m) for m in dedupe(models or []))
         candidates: tuple[ModelSpec, ...] = tuple(self.registry.available())
         cc = (cache or CacheControl()) if use_cache and tun.cache_enabled else CacheControl.off()
-        params = {"max_tokens": tun.max_tokens, "temperature": tun.temperature}
+        params = {"max_tokens": tun.max_tokens, "temperature": tun.temperature, **(params or {})}
         scope = RequestScope(
             tuple(messages), params, strategy, strat.config.model_dump(mode="json"),
             tuple(s.id for s in explicit), router_obj.name, tuple(s.id for s in candidates), tun,
@@ -170,7 +174,7 @@ class Engine:
             trace.steps.append(s)
             emit(Event("step", step=s))
 
-        request_id = uuid.uuid4().hex
+        request_id = request_id or uuid.uuid4().hex
         t0 = time.perf_counter()
         analysis, reused = await asyncio.to_thread(
             self._start, request_id, prompt, system, strategy, router_obj.name, source, tenant, tun, cc,

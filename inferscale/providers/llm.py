@@ -142,6 +142,13 @@ async def _one_attempt(
         chunks = []
         opts = {} if spec.is_local else {"stream_options": {"include_usage": True}}
         stream = await litellm.acompletion(stream=True, **opts, **kw)
+        if (whole := await _unstreamed(litellm, stream)) is not None:
+            text = whole.choices[0].message.content if whole.choices else None
+            if isinstance(text, str) and text.strip():
+                r = on_token(spec.id, text)
+                if asyncio.iscoroutine(r):
+                    await r
+            return whole
         received, cap = 0, answer_char_cap(kw.get("max_tokens"))
         async for chunk in stream:
             delta = chunk.choices[0].delta.content if chunk.choices else None
@@ -156,6 +163,23 @@ async def _one_attempt(
         return litellm.stream_chunk_builder(chunks, messages=kw["messages"])
 
     return await asyncio.wait_for(consume(), timeout)
+
+
+async def _unstreamed(litellm: Any, stream: Any) -> Any:
+    """The provider ignored `stream: true` and sent one JSON body (litellm would read it as an
+    empty stream: an empty answer reported as a success). Parse that body instead; None when the
+    answer really is a stream."""
+    response = getattr(getattr(stream, "completion_stream", None), "response", None)
+    ctype = str(getattr(response, "headers", {}).get("content-type", ""))
+    if response is None or "json" not in ctype:
+        return None
+    import json
+
+    try:
+        return litellm.ModelResponse(**json.loads(await response.aread()))
+    except Exception as exc:  # noqa: BLE001
+        raise MalformedResponseError("the provider ignored stream: true and its JSON body is not a "
+                                     f"chat completion ({type(exc).__name__})") from exc
 
 
 async def call_model(
@@ -239,6 +263,8 @@ def _result(litellm: Any, spec: ModelSpec, resp: Any, started: float, t0: float,
     content = choices[0].message.content if choices else None
     if not isinstance(content, str):
         raise MalformedResponseError("provider returned no message content")
+    if not content.strip():  # never a success, so never cached
+        raise MalformedResponseError("provider returned an empty answer")
     usage = getattr(resp, "usage", None)
     answer, truncated = cap_answer(content.strip(), max_tokens)
     if truncated:

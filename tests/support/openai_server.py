@@ -29,6 +29,9 @@ Behaviour is chosen per request by the model name, so one server serves many fak
                       even / odd answers N when N is even / odd and N+1 otherwise; fail3 is HTTP
                       500 when N % 3 == 0, else N (a tag `-t` only tells models apart)
     nth-<k>[-t]       the n-th call for a prompt (per model name) answers N when n % k == 0, else N+1
+    nostream          echo, but ignores `stream: true`: a plain JSON body (some providers do)
+    drip-<ms>         echo; when streamed, each word is sent <ms> milliseconds after the previous
+    blank             200 with a well-formed choice whose content is "" (or only whitespace)
 
 `server.calls` counts requests per model; `server.last_headers` keeps the last Authorization seen and
 `server.last_request` the last JSON body.
@@ -191,10 +194,13 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 right = rule == "fail3" or (n % 2 == 0) == (rule == "even")
             answer = str(n if right else n + 1)
+        elif model == "blank":
+            answer = "  "
 
         usage = _usage(" ".join(str(m.get("content", "")) for m in messages), answer)
-        if req.get("stream"):
-            return self._stream(model, answer, usage)
+        if req.get("stream") and model != "nostream":
+            drip = int(model.split("-", 1)[1]) / 1000 if model.startswith("drip-") else 0.0
+            return self._stream(model, answer, usage, drip)
         body = {
             "id": f"chatcmpl-{srv.calls[model]}",
             "object": "chat.completion",
@@ -210,7 +216,7 @@ class _Handler(BaseHTTPRequestHandler):
             ]}
         self._send(200, json.dumps(body).encode())
 
-    def _stream(self, model: str, answer: str, usage: dict) -> None:
+    def _stream(self, model: str, answer: str, usage: dict, drip: float = 0.0) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Connection", "close")
@@ -221,6 +227,9 @@ class _Handler(BaseHTTPRequestHandler):
         for i, w in enumerate(words):
             delta = {"content": (w if i == 0 else " " + w)}
             chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+            if drip and i:
+                self.wfile.flush()
+                time.sleep(drip)
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
         final = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
         self.wfile.write(f"data: {json.dumps(final)}\n\n".encode())

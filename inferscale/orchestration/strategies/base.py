@@ -215,7 +215,7 @@ def all_failed(members: Sequence[MemberResult], budget: Budget | None = None) ->
     errs = "; ".join(f"{m.model}: {m.error}" for m in members) or "no model was called"
     if budget is not None and budget.denied:
         errs += f"; budget stopped {budget.denied} call(s) ({budget.describe()})"
-    return AllModelsFailedError(f"every routed model failed ({errs})")
+    return AllModelsFailedError(f"every routed model failed ({errs})", tuple(members))
 
 
 async def with_fallback(ctx: ExecContext, spec: ModelSpec, spare: list[ModelSpec], **kw: Any
