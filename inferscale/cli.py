@@ -10,6 +10,7 @@ import json
 import sys
 from typing import Any, NoReturn
 
+from . import loop_cli
 from .errors import InferscaleError
 
 
@@ -301,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a real SQLite+Chroma cache per pair instead of the batched fast path (slow)")
     ce.add_argument("--json", action="store_true")
     ce.set_defaults(fn=cmd_cache_eval)
+    loop_cli.register(sub)  # feedback, router train|calibrate|eval, whatif
     return p
 
 

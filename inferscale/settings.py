@@ -113,7 +113,7 @@ def _positive_float(name: str, raw: str) -> float:
 
 
 STRATEGY_NAMES = ("single", "ensemble", "cascade", "self-consistency", "best-of-n", "moa", "tree-search")
-ROUTER_NAMES = ("complexity", "fixed", "cheapest", "quality")
+ROUTER_NAMES = ("complexity", "fixed", "cheapest", "quality", "learned")
 
 
 @dataclass(frozen=True)
@@ -163,6 +163,10 @@ class Tunables:
     cache_l4_max_entries: int = 100_000
     cache_l4_max_mb: float = 512.0
     cache_l4_ttl_s: float = 7 * 86400.0
+    # Learned router (issue 15): the cheapest model whose predicted quality clears the threshold
+    # (set by `inferscale router calibrate`), or with lambda > 0 the best quality - lambda x $/1k requests.
+    learned_threshold: float = 0.5
+    learned_lambda: float = 0.0
 
     def validate(self) -> Tunables:
         th = self.complexity_thresholds
@@ -203,6 +207,10 @@ class Tunables:
         if self.semantic_floor > self.semantic_threshold:
             raise ConfigError(f"semantic_floor ({self.semantic_floor}) must be <= semantic_threshold "
                               f"({self.semantic_threshold})")
+        _unit("learned_threshold", self.learned_threshold)
+        lam = self.learned_lambda
+        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not math.isfinite(lam) or lam < 0:
+            raise ConfigError(f"learned_lambda must be a finite number >= 0, got {lam!r}")
         for lvl in ("l1", "l2", "l3", "l4"):
             n = getattr(self, f"cache_{lvl}_max_entries")
             if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 100_000_000:

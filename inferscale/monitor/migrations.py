@@ -179,6 +179,35 @@ def m006_request_source(db: sqlite_utils.Database) -> None:
     db["requests"].create_index(["source"])
 
 
+
+@migration
+def m007_feedback_and_replay_log(db: sqlite_utils.Database) -> None:
+    """Feedback on answers (the learned router trains on it) and, per request, what the what-if
+    replay needs to re-run the cache and the router: the full prompt, its L1 query and L4 key, and
+    the prompt's embedding when it was already computed (NULL: embedded later, by the replay)."""
+    db["feedback"].create(
+        {
+            "id": int,
+            "request_id": str,
+            "ts": float,
+            "rating": str,  # good | bad
+            "answer": str,  # a corrected answer, when the user gave one
+            "model": str,  # the model card rated; NULL = the request's final answer
+            "source": str,  # cli | playground | gateway | api
+        },
+        pk="id",
+    )
+    db["feedback"].create_index(["request_id"])
+    db["feedback"].create_index(["ts"])
+    db.execute(
+        "CREATE TABLE request_log ("
+        " request_id TEXT PRIMARY KEY, ts REAL NOT NULL, prompt TEXT NOT NULL, system TEXT,"
+        " scope TEXT NOT NULL, l4_key TEXT NOT NULL, last TEXT NOT NULL, history TEXT NOT NULL,"
+        " exact_hash TEXT NOT NULL, v_last BLOB, v_hist BLOB, tokens INTEGER, complexity REAL,"
+        " domain TEXT, capability TEXT, strategy TEXT, router TEXT, explicit_models TEXT)"
+    )
+    db.execute("CREATE INDEX idx_request_log_ts ON request_log(ts)")
+
 def apply_migrations(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in order, each in its own transaction. Returns the names applied."""
     db.conn.execute("PRAGMA journal_mode=WAL")

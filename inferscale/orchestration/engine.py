@@ -39,6 +39,7 @@ from ..types import (
     StepTiming,
     Verifier,
 )
+from ..whatif.log import replay_row
 from .runner import run_sync
 from .strategies import STRATEGIES, Budget, ExecContext, build_strategy
 
@@ -69,6 +70,7 @@ class _Trace:
     cache_events: list[dict[str, Any]] = field(default_factory=list)
     steps: list[StepTiming] = field(default_factory=list)
     saved_usd: float = 0.0
+    replay: dict[str, Any] | None = None  # this request's row for the what-if replay
 
 
 class Engine:
@@ -178,6 +180,9 @@ class Engine:
                 **part,
             }
             l4_key = cache_key("L4", **scope)
+            if use_cache and (cache is None or cache.read or cache.write):  # what the cache may see
+                trace.replay = replay_row(self.embedder, prompt, system, scope, l4_key, analysis, strategy,
+                                          router_obj.name, [s.id for s in explicit])
             hit = self.levels.get(l4_key, tun, max_age_s=cc.ttl_s) if cc.read else None
             if cc.read:
                 trace.cache_events.append(_cache_event("L4", hit))
@@ -199,7 +204,8 @@ class Engine:
                     "verification": m.reason})
 
             t0 = time.perf_counter()
-            req = RouteRequest(analysis, candidates, strategy, tun, self.predicted_cost, explicit)
+            req = RouteRequest(analysis, candidates, strategy, tun, self.predicted_cost, explicit,
+                               prompt=prompt, embed=self.embedder.embed_one, home=self.settings.home)
             decision = route(router_obj, req)
             step("routing", t0, decision.reason)
 
@@ -235,7 +241,8 @@ class Engine:
                 if l1_query is not None:
                     await asyncio.to_thread(self.levels.store, l1_query, result.to_json(), result.cost_usd,
                                             result.latency_ms, tun)
-            self.monitor.finish_request(result, trace.calls, trace.cache_events, trace.saved_usd)
+            self.monitor.finish_request(result, trace.calls, trace.cache_events, trace.saved_usd,
+                                       replay=trace.replay)
             step("monitoring", t0, "request, calls, cache events and routing recorded")
             return _with_steps(result, trace)
         except BaseException as exc:
@@ -302,7 +309,7 @@ class Engine:
             steps=tuple(trace.steps),
             detail=v.get("detail") or {},
         )
-        self.monitor.finish_request(result, [], trace.cache_events, trace.saved_usd)
+        self.monitor.finish_request(result, [], trace.cache_events, trace.saved_usd, replay=trace.replay)
         trace.steps.append(StepTiming("monitoring", (time.perf_counter() - t0) * 1000, "recorded"))
         return _with_steps(result, trace)
 
