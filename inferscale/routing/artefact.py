@@ -26,7 +26,7 @@ from ..errors import InferscaleError
 METHODS = ("knn", "mf")
 K = 16  # neighbours read per prompt
 TAU = 0.05  # similarity temperature of the neighbour weights: 0.05 lower similarity = weight / e
-SHRINK = 0.5  # weight of the model's mean label, in units of one exact neighbour
+SHRINK = 0.2  # weight of the model's mean label, in units of one exact neighbour
 _FILE = re.compile(r"^learned-v(\d+)\.npz$")
 
 

@@ -114,6 +114,7 @@ def heldout_items(db: Database, experiment: str, models: tuple[str, ...]) -> Ite
 
 def evaluate_experiment(home: Path, db: Database, embedder: Embedder,
                         experiment: str) -> tuple[list[Curve], str, str, int]:
+    _check_experiments(db, [experiment])
     model = artefact.load(home)
     items = heldout_items(db, experiment, model.models)
     X = embedder.embed(list(items.prompts))

@@ -31,14 +31,15 @@ REV_FORMS = ("Spell the word '{w}' backwards.", "Write '{w}' backwards, letter b
              "What is '{w}' spelled backwards?", "Reverse the letters: '{w}' backwards please.")
 
 
-def two_kinds(n_each: int, seed: int = 7) -> list[dict[str, str]]:
-    """`n_each` sum prompts and `n_each` reversal prompts, each with its expected answer."""
+def two_kinds(n_sum: int, n_rev: int, seed: int = 7) -> list[dict[str, str]]:
+    """`n_sum` sum prompts and `n_rev` reversal prompts, each with its expected answer."""
     rng = random.Random(seed)
     out = []
-    for i in range(n_each):
+    for i in range(n_sum):
         a, b = rng.randint(2, 400), rng.randint(2, 400)
         out.append({"id": f"sum-{i}", "kind": "sum", "prompt": SUM_FORMS[i % len(SUM_FORMS)].format(a=a, b=b),
                     "expected": str(a + b)})
+    for i in range(n_rev):
         w = WORDS[i % len(WORDS)] + ("" if i < len(WORDS) else WORDS[(i * 7) % len(WORDS)][:3])
         out.append({"id": f"rev-{i}", "kind": "rev", "prompt": REV_FORMS[i % len(REV_FORMS)].format(w=w),
                     "expected": w[::-1]})
