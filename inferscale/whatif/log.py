@@ -65,7 +65,7 @@ class Logged:
     explicit: tuple[str, ...]
     answer: str
     models: tuple[str, ...]
-    cost_usd: float  # what computing the answer cost (0 when it was itself a cache hit)
+    cost_usd: float  # what computing the answer cost (for a cache hit: what its entry had cost)
     latency_ms: float
     tokens_out: int  # answer tokens of the call that answered, for pricing another model
 
@@ -79,7 +79,8 @@ def read_log(database: Database, embedder: Embedder | None, since: float | None 
         "SELECT l.request_id, l.ts, l.prompt, l.scope, l.l4_key, l.last, l.history, l.exact_hash,"
         " l.v_last, l.v_hist, l.tokens, l.complexity, l.domain, l.capability, l.strategy, l.router,"
         " l.explicit_models, r.answer, r.models, r.cost_usd, r.latency_ms, r.cache_level,"
-        " (SELECT COALESCE(MAX(tokens_out), 0) FROM model_calls c WHERE c.request_id = l.request_id)"
+        " (SELECT COALESCE(MAX(tokens_out), 0) FROM model_calls c WHERE c.request_id = l.request_id),"
+        " r.saved_usd"
         f" FROM request_log l JOIN requests r ON r.id = l.request_id AND r.status = 'ok' {where}"
         " ORDER BY l.ts, l.rowid", [since] if since is not None else []).fetchall()
     _fill_vectors(database, embedder, rows)
@@ -97,7 +98,7 @@ def read_log(database: Database, embedder: Embedder | None, since: float | None 
             strategy=r[14] or "single", router=r[15] or "complexity",
             explicit=tuple(json.loads(r[16])) if r[16] else (),
             answer=r[17] or "", models=tuple(json.loads(r[18] or "[]")),
-            cost_usd=float(r[19] or 0.0), latency_ms=float(r[20] or 0.0),
+            cost_usd=float(r[19] or 0.0) if not r[21] else float(r[23] or 0.0), latency_ms=float(r[20] or 0.0),
             tokens_out=int(r[22] or 0),
         ))
     return out
