@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.common import code_span, page
+from dashboard.loop import render_feedback
 from dashboard.playground import render_cards, render_result, run_live
 from inferscale.dashboard_data import history_row, parse_strategy_options
 from inferscale.errors import ConfigError
@@ -62,9 +63,11 @@ if submitted:
             st.error(error)
         else:
             render_result(result)
+            render_feedback(engine, result)
 elif st.session_state.get("pg_last") is not None:
     render_cards(st.session_state["pg_last"])
     render_result(st.session_state["pg_last"])
+    render_feedback(engine, st.session_state["pg_last"])
 elif st.session_state.get("pg_last_error"):
     st.error(st.session_state["pg_last_error"])
 
