@@ -53,8 +53,9 @@ class LearnedRouter:
             vec = req.vector()
             if vec is None:
                 raise RouterArtefactError("no prompt embedding to score")
+            near = None
             if pred is None:
-                pred = model.predict(vec)[0]
+                pred, near = model.predict_one(vec)
             known = {m: i for i, m in enumerate(model.models)}
             usable = [s for s in pool if s.id in known]
             if not usable:
@@ -71,7 +72,7 @@ class LearnedRouter:
         costs = {s.id: req.cost(s) for s in usable}
         best, why = choose(scores, costs, tun.learned_threshold, tun.learned_lambda)
         others = [known[i] for i in sorted(scores, key=lambda i: -scores[i]) if i != best]
-        detail = model.explain(vec, known[best], others)
+        detail = model.explain(vec, known[best], others, near)
         by_id = {s.id: s for s in usable}
         rest = sorted((s for s in usable if s.id != best), key=lambda s: -scores[s.id])
         unknown = [s for s in pool if s.id not in known]

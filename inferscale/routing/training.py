@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..blas import single_thread
 from ..db import Database
 from ..errors import ConfigError
 from .artefact import METHODS, RouterModel
@@ -147,12 +148,13 @@ def fit(mx: Matrix, X: np.ndarray, method: str, seed: int = 0) -> RouterModel:
                 cost=mx.cost, previews=tuple(p[:PREVIEW] for p in mx.prompts))
     if method == "knn":
         return RouterModel(**base)
-    P, U, b = _fit_mf(X.astype(np.float32), mx.Y, prior, seed)
+    with single_thread():
+        P, U, b = _fit_mf(X.astype(np.float32), mx.Y, prior, seed)
     return RouterModel(**base, P=P, U=U, b=b)
 
 
-def _fit_mf(X: np.ndarray, Y: np.ndarray, prior: np.ndarray, seed: int, d: int = 32, epochs: int = 300,
-            lr: float = 0.02, l2: float = 1e-4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _fit_mf(X: np.ndarray, Y: np.ndarray, prior: np.ndarray, seed: int, d: int = 32, epochs: int = 200,
+            lr: float = 0.03, l2: float = 1e-4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Full-batch Adam on the cross-entropy of the observed labels."""
     rng = np.random.default_rng(seed)
     n, dim = X.shape

@@ -10,6 +10,7 @@ known to be right for that request: rated good, corrected, or the experiment's e
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -23,6 +24,12 @@ from ..settings import Tunables
 from .cache_replay import Served, neighbours, replay_cache
 from .log import Logged, read_log
 from .route_replay import Labels, Routed, load_labels, replay_routes, routing_knobs, same_answer
+
+
+def cache_knobs(tun: Tunables) -> str:
+    """What the cache replay depends on, to replay once when two configurations share it."""
+    d = tun.to_dict()
+    return json.dumps({k: v for k, v in d.items() if k.startswith(("cache_", "semantic_"))}, sort_keys=True)
 
 
 def parse_sets(current: Tunables, sets: list[str]) -> Tunables:
@@ -116,9 +123,13 @@ class Replay:
         self.pred = (self.learned.predict(np.stack([r.v_last for r in self.logged]))
                      if self.learned is not None else None)
         self._routes: dict[str, list[Routed]] = {}
+        self._served: dict[str, list[Served]] = {}
 
     def served(self, tun: Tunables) -> list[Served]:
-        return replay_cache(self.logged, tun, self.near, self.context)
+        key = cache_knobs(tun)
+        if key not in self._served:
+            self._served[key] = replay_cache(self.logged, tun, self.near, self.context)
+        return self._served[key]
 
     def routes(self, tun: Tunables) -> list[Routed]:
         key = routing_knobs(tun)
