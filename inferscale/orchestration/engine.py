@@ -174,7 +174,9 @@ class Engine:
                 "messages": messages, "params": params, "strategy": strategy,
                 "models": [s.id for s in explicit], "router": router_obj.name,
                 "router_config": [tun.complexity_thresholds, tun.budget_usd, tun.fixed_models,
-                                  tun.ensemble_k],
+                                  tun.ensemble_k,
+                                  *([tun.learned_threshold, tun.learned_lambda]
+                                    if router_obj.name == "learned" else [])],
                 "strategy_config": [strat.config.model_dump(mode="json"), tun.call_budget],
                 "available": [s.id for s in candidates],
                 **part,
