@@ -45,7 +45,7 @@ def replay_row(embedder: Embedder, prompt: str, system: str | None, scope: dict[
     }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Logged:
     """One logged request as the replay sees it."""
 
