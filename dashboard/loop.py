@@ -121,3 +121,17 @@ def render_whatif(engine: Any, proposed: Tunables) -> None:
     fig.add_vline(x=proposed.semantic_threshold, line_dash="dot")
     fig.update_layout(margin={"l": 10, "r": 10, "t": 10, "b": 10}, height=260, legend_title_text="")
     st.plotly_chart(fig, key="tuning_whatif_curve")
+
+
+# -- Experiments (the page lives on the experiments branch; it calls this) ----------------------
+def render_router_curves(curves: list[Any], strong: str, weak: str, items: int) -> None:
+    """Quality vs normalised cost of each router of `inferscale router eval`, and the metrics table
+    (`curves`: `routing.evaluation.Curve`, from `routing.ops.evaluate_experiment`)."""
+    rows = [{"router": c.name, "cost (0 = weak, 1 = strong)": x, "quality": q} for c in curves for x, q in c.points]
+    fig = px.line(pd.DataFrame(rows), x="cost (0 = weak, 1 = strong)", y="quality", color="router",
+                  markers=True)
+    fig.update_layout(margin={"l": 10, "r": 10, "t": 10, "b": 10}, height=320, legend_title_text="")
+    st.caption(f"{items} held-out items; strong: {strong}, weak: {weak} (best and cheapest on the training split)")
+    st.plotly_chart(fig, key="exp_router_curves")
+    st.dataframe(pd.DataFrame([{"router": c.name, "APGR": c.apgr, "CPT(50%)": c.cpt50, "CPT(80%)": c.cpt80,
+                                "AIQ": c.aiq} for c in curves]), hide_index=True, key="exp_router_metrics")
