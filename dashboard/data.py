@@ -61,7 +61,7 @@ GROUPS = ("Routing", "Strategy and generation", "Cache", "Cache capacity and TTL
 _GROUP_WORDS = {  # first match wins; a field matching nothing goes to "Other"
     "Cache capacity and TTL": ("cache_l1_", "cache_l2_", "cache_l3_", "cache_l4_", "capacity", "_ttl"),
     "Cache": ("cache", "semantic", "similarity", "evict"),
-    "Routing": ("complexity", "budget_usd", "router", "fixed_models"),
+    "Routing": ("complexity", "budget_usd", "router", "fixed_models", "learned_"),
     "Strategy and generation": ("strategy", "ensemble", "max_tokens", "temperature", "top_p", "cascade",
                                 "sample", "judge", "moa", "tree", "call_budget"),
 }
@@ -78,6 +78,10 @@ HELP = {
     "temperature": "Sampling temperature (0-2).",
     "cache_enabled": "Use the cache levels (off: every request calls the models).",
     "fixed_models": "Models the 'fixed' router uses, in order.",
+    "learned_threshold": "Learned router: the cheapest model whose predicted quality reaches this is "
+                         "chosen (`inferscale router calibrate` sets it for a strong-model share or a cost).",
+    "learned_lambda": "Learned router: when > 0, choose the model maximising predicted quality minus "
+                      "this x USD per 1,000 requests instead of using the threshold.",
 }
 
 

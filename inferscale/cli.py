@@ -10,6 +10,7 @@ import json
 import sys
 from typing import Any, NoReturn
 
+from . import loop_cli
 from .errors import InferscaleError
 from .redact import clip, redact
 from .terminal import safe
@@ -291,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_eval(sub)
     __import__("inferscale.gateway.cli", fromlist=["register"]).register(sub)  # serve, keys
+    loop_cli.register(sub)  # feedback, router train|calibrate|eval, whatif
     return p
 
 

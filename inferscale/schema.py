@@ -200,6 +200,17 @@ def m008_experiments(db: sqlite_utils.Database) -> None:
          "status": str,  # running | done | stopped (budget) | interrupted
          "spec": str},  # JSON: configs, limit, seed, scorer, verifier, budget_usd…
         pk="name",
+    )
+    db["experiment_results"].create(
+        {"experiment": str, "config": str, "item_id": str, "prompt": str, "system": str,
+         "expected": str, "answer": str, "score": float, "correct": int, "error": str,
+         "strategy": str, "models": str, "answered_by": str, "cost_usd": float, "latency_ms": float,
+         "calls": int, "pass_at_k": int, "request_id": str, "ts": float,
+         "reason": str, "candidates": int, "scorer": str, "scorer_calls": int,
+         "scorer_cost_usd": float, "spent_usd": float, "seq": int},
+        pk=("experiment", "config", "item_id"),
+    )
+    db["experiment_results"].create_index(["experiment", "config", "seq"])
 
 
 @migration
@@ -224,15 +235,31 @@ def m009_gateway_keys(db: sqlite_utils.Database) -> None:
     )
     db["gateway_keys"].create_index(["name"])
 
-    )
-    db["experiment_results"].create(
-        {"experiment": str, "config": str, "item_id": str, "prompt": str, "system": str,
-         "expected": str, "answer": str, "score": float, "correct": int, "error": str,
-         "strategy": str, "models": str, "answered_by": str, "cost_usd": float, "latency_ms": float,
-         "calls": int, "pass_at_k": int, "request_id": str, "ts": float,
-         "reason": str, "candidates": int, "scorer": str, "scorer_calls": int,
-         "scorer_cost_usd": float, "spent_usd": float, "seq": int},
-        pk=("experiment", "config", "item_id"),
-    )
-    db["experiment_results"].create_index(["experiment", "config", "seq"])
 
+@migration
+def m010_feedback_and_replay_log(db: sqlite_utils.Database) -> None:
+    """Feedback on answers (the learned router trains on it) and, per request, what the what-if
+    replay needs to re-run the cache and the router: the full prompt, its L1 query and L4 key, and
+    the prompt's embedding when it was already computed (NULL: embedded later, by the replay)."""
+    db["feedback"].create(
+        {
+            "id": int,
+            "request_id": str,
+            "ts": float,
+            "rating": str,  # good | bad
+            "answer": str,  # a corrected answer, when the user gave one
+            "model": str,  # the model card rated; NULL = the request's final answer
+            "source": str,  # cli | playground | gateway | api
+        },
+        pk="id",
+    )
+    db["feedback"].create_index(["request_id"])
+    db["feedback"].create_index(["ts"])
+    db.execute(
+        "CREATE TABLE request_log ("
+        " request_id TEXT PRIMARY KEY, ts REAL NOT NULL, prompt TEXT NOT NULL, system TEXT,"
+        " scope TEXT NOT NULL, l4_key TEXT NOT NULL, last TEXT NOT NULL, history TEXT NOT NULL,"
+        " exact_hash TEXT NOT NULL, v_last BLOB, v_hist BLOB, tokens INTEGER, complexity REAL,"
+        " domain TEXT, capability TEXT, strategy TEXT, router TEXT, explicit_models TEXT)"
+    )
+    db.execute("CREATE INDEX idx_request_log_ts ON request_log(ts)")

@@ -125,7 +125,7 @@ def _positive_float(name: str, raw: str) -> float:
 
 
 STRATEGY_NAMES = ("single", "ensemble", "cascade", "self-consistency", "best-of-n", "moa", "tree-search")
-ROUTER_NAMES = ("complexity", "fixed", "cheapest", "quality")
+ROUTER_NAMES = ("complexity", "fixed", "cheapest", "quality", "learned")
 
 
 _TUNABLES_CONFIG = ConfigDict(allow_inf_nan=False, extra="forbid", validate_default=False)
@@ -204,6 +204,10 @@ class Tunables:
     cache_l4_max_entries: int = _count(100_000, 1, 100_000_000)
     cache_l4_max_mb: float = _size(512.0, 0.001)
     cache_l4_ttl_s: float = _size(7 * 86400.0)
+    # Learned router (issue 15): the cheapest model whose predicted quality clears the threshold
+    # (set by `inferscale router calibrate`), or with lambda > 0 the best quality - lambda x $/1k requests.
+    learned_threshold: float = _unit(0.5)
+    learned_lambda: float = _size(0.0)
 
     @field_validator("complexity_thresholds")
     @classmethod

@@ -5,6 +5,7 @@ import streamlit as st
 
 from dashboard.common import code_span, page
 from dashboard.data import history_row, parse_strategy_options
+from dashboard.loop import render_feedback
 from dashboard.playground import render_cards, render_result, run_live
 from dashboard.safe import plain
 from inferscale.errors import ConfigError
@@ -65,9 +66,11 @@ if submitted:
             st.error(plain(error))
         else:
             render_result(result)
+            render_feedback(engine, result)
 elif st.session_state.get("pg_last") is not None:
     render_cards(st.session_state["pg_last"])
     render_result(st.session_state["pg_last"])
+    render_feedback(engine, st.session_state["pg_last"])
 elif st.session_state.get("pg_last_error"):
     st.error(plain(st.session_state["pg_last_error"]))
 

@@ -9,6 +9,7 @@ import streamlit as st
 from dashboard.common import page
 from dashboard.data import GROUPS, apply_tunables, display_raw, to_raw, tunable_fields
 from dashboard.safe import plain
+from dashboard.loop import render_whatif
 from inferscale.errors import ConfigError
 from inferscale.orchestration.strategies import STRATEGIES
 from inferscale.routing import ROUTERS
@@ -44,7 +45,8 @@ def widget(f):  # one control per field kind; every key is tuning_<field>
     return st.text_input(label, value=display_raw(f.value), key=key, help=help_)
 
 
-with st.form("tuning_form"):
+left, right = st.columns([3, 2])
+with left, st.form("tuning_form"):
     for group in GROUPS:
         in_group = [f for f in fields if f.group == group]
         if not in_group:
@@ -54,7 +56,19 @@ with st.form("tuning_form"):
         for i, f in enumerate(in_group):
             with cols[i % 3]:
                 widget(f)
-    saved = st.form_submit_button("Save", type="primary", key="tuning_save")
+    b = st.columns(2)
+    preview = b[0].form_submit_button("Preview what-if", key="tuning_preview",
+                                      help="Replay the logged traffic with these values, without saving")
+    saved = b[1].form_submit_button("Save", type="primary", key="tuning_save")
+
+with right:
+    try:
+        proposed = apply_tunables(current, {f.name: to_raw(f, st.session_state[f"tuning_{f.name}"])
+                                            for f in fields}) if preview else current
+    except ConfigError as exc:
+        st.error(f"Cannot preview: {exc}")
+    else:
+        render_whatif(engine, proposed)
 
 if saved:
     raw = {f.name: to_raw(f, st.session_state[f"tuning_{f.name}"]) for f in fields}

@@ -7,6 +7,7 @@ import streamlit as st
 from dashboard import charts
 from dashboard.common import chart_frames, data_range, money, page, pct, traffic_filters
 from inferscale.tools.seed import clear_synthetic, seed_synthetic
+from dashboard.loop import render_quality
 
 engine = page("Performance", ":material/monitoring:")
 db = str(engine.settings.db_path)
@@ -64,6 +65,8 @@ for i in range(0, len(SECTIONS), 2):
     for col, (name, make) in zip(cols, SECTIONS[i:i + 2], strict=False):
         with col:
             section(name, make)
+
+render_quality(engine)
 
 st.subheader("Cache levels")
 cl = frames["cache_levels"]

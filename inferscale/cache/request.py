@@ -39,7 +39,8 @@ class RequestScope:
         return {
             "params": self.params, "strategy": self.strategy, "models": list(self.models),
             "router": self.router,
-            "router_config": [t.complexity_thresholds, t.budget_usd, t.fixed_models, t.ensemble_k],
+            "router_config": [t.complexity_thresholds, t.budget_usd, t.fixed_models, t.ensemble_k,
+                              *([t.learned_threshold, t.learned_lambda] if self.router == "learned" else [])],
             "strategy_config": [self.strategy_config, t.call_budget],
             "available": list(self.available),
             **self._partition,

@@ -1,7 +1,7 @@
 """Experiments in SQLite: the `experiments` row (spec and status) and one `experiment_results` row
 per (experiment, config, item), written as each completes, so a killed run resumes where it was.
 
-Tables are created by the `m007_experiments` migration (inferscale/monitor/migrations.py).
+Tables are created by the `m008_experiments` migration (inferscale/schema.py).
 """
 
 from __future__ import annotations

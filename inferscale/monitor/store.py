@@ -66,10 +66,15 @@ class Monitor:
         calls: list[MemberResult],
         cache_events: list[dict[str, Any]],
         saved_usd: float,
+        replay: dict[str, Any] | None = None,
     ) -> None:
-        """Mark the request complete and store everything that happened in it, atomically."""
+        """Mark the request complete and store everything that happened in it, atomically.
+        `replay` is the request's row for the what-if replay (`request_log`)."""
         now = time.time()
         with self._dbh.tx() as db:
+            if replay is not None:
+                db["request_log"].insert({"request_id": result.request_id, "ts": now, **replay},
+                                         replace=True)
             db["requests"].update(result.request_id, {
                 "status": "ok",
                 "domain": result.analysis.domain,

@@ -43,8 +43,7 @@ from ..types import (
     StepTiming,
     Verifier,
 )
-from .events import Emit, Event, OnEvent
-from .request import Trace, build_messages, cache_event, cache_note, dedupe, with_steps
+from ..whatif.log import replay_row
 from .runner import run_sync
 from .strategies import STRATEGIES, Budget, ExecContext, build_strategy
 from .strategies.base import CallFn
@@ -185,6 +184,9 @@ class Engine:
             t0 = time.perf_counter()
             hit, sem, l1_query = await asyncio.to_thread(self._lookup, scope, tun, cc, trace)
             step("cache", t0, cache_note(cc.read, hit, sem))
+            if cc.read or cc.write:  # what the cache may see, the what-if replay may replay
+                trace.replay = replay_row(self.embedder, prompt, system, scope, analysis, strategy,
+                                          router_obj.name, list(scope.models))
             if hit is not None:
                 return await self._from_cache(request_id, hit, analysis, trace, t_start, emit)
             if sem is not None and sem.match is not None:
@@ -196,7 +198,8 @@ class Engine:
 
             t0 = time.perf_counter()
             req = RouteRequest(analysis, candidates, strategy, tun, self.predicted_cost, explicit,
-                               models_needed=strat.models_needed)
+                               models_needed=strat.models_needed, prompt=prompt,
+                               embed=self.embedder.embed_one, home=self.settings.home)
             decision = route(router_obj, req)
             step("routing", t0, decision.reason)
 
@@ -282,7 +285,8 @@ class Engine:
             self.levels.put(scope.l4_key(), "L4", value, result.cost_usd, result.latency_ms, tun)
             if l1_query is not None:
                 self.levels.store(l1_query, value, result.cost_usd, result.latency_ms, tun)
-        self.monitor.finish_request(result, trace.calls, trace.cache_events, trace.saved_usd)
+        self.monitor.finish_request(result, trace.calls, trace.cache_events, trace.saved_usd,
+                                    replay=trace.replay)
 
     async def _from_cache(self, request_id: str, hit: Any, analysis: Analysis, trace: Trace,
                           t_start: float, emit: Emit, level: str = "L4",
@@ -304,7 +308,7 @@ class Engine:
             steps=tuple(trace.steps),
         )
         await asyncio.to_thread(self.monitor.finish_request, result, [], trace.cache_events,
-                                trace.saved_usd)
+                                trace.saved_usd, trace.replay)
         trace.steps.append(StepTiming("monitoring", (time.perf_counter() - t0) * 1000, "recorded"))
         return with_steps(result, trace)
 
@@ -357,4 +361,6 @@ class Engine:
             return result
 
         return call
+
+
 __all__ = ["Engine", "Event", "OnEvent"]

@@ -18,6 +18,7 @@ class Trace:
     cache_events: list[dict[str, Any]] = field(default_factory=list)
     steps: list[StepTiming] = field(default_factory=list)
     saved_usd: float = 0.0
+    replay: dict[str, Any] | None = None  # this request's row for the what-if replay
 
 
 def build_messages(prompt: str, system: str | None, history: list[Message] | None) -> list[Message]:

@@ -1,11 +1,13 @@
-"""The router interface (after RouteLLM): `score()` returns a number in [0, 1]; the caller owns the
-thresholds, which live in `Tunables` and are passed in with every request."""
+"""The router interface (after RouteLLM): `scores()` returns, per candidate model, a number in [0, 1]
+(how likely that model answers this prompt well); the caller owns the thresholds, which live in
+`Tunables` and are passed in with every request. `score()` is the prompt's need for a strong model."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 from ..errors import InvalidPromptError, RoutingError
 from ..registry import ModelSpec
@@ -26,6 +28,15 @@ class RouteRequest:
     # How many models the strategy uses (its `models_needed`); the rest stay as fallbacks.
     # None: the explicit models, else the `ensemble_k` tunable.
     models_needed: int | None = None
+    prompt: str = ""  # the last user message, for routers that read the text (learned)
+    embed: Callable[[str], Any] | None = None  # text -> unit MiniLM vector
+    home: Path | None = None  # where stored routers live (<home>/routers)
+    embedding: Any = None  # the prompt's vector when the caller already has it (what-if replay)
+
+    def vector(self) -> Any:
+        if self.embedding is None and self.embed is not None and self.prompt:
+            return self.embed(self.prompt)
+        return self.embedding
 
     @property
     def k(self) -> int:
@@ -42,6 +53,9 @@ class Router(Protocol):
 
     def score(self, analysis: Analysis) -> float:
         """How much this prompt needs a strong model, in [0, 1]."""
+
+    def scores(self, req: RouteRequest) -> dict[str, float]:
+        """Per candidate model id, in [0, 1]: how likely it answers this prompt well."""
 
     def decide(self, req: RouteRequest) -> RoutingDecision:
         """Choose models (and fallbacks) for the request."""
@@ -103,3 +117,25 @@ def no_models() -> RoutingError:
     return RoutingError(
         "no model is available: enable one (inferscale models enable ID) or set its key variable"
     )
+
+
+def prior_scores(req: RouteRequest) -> dict[str, float]:
+    """The registry's quality priors: what policies without a learned model know of each model."""
+    return {s.id: min(1.0, max(0.0, s.quality_prior)) for s in (req.explicit or req.candidates)}
+
+
+def choose(scores: dict[str, float], costs: dict[str, float], threshold: float,
+           lam: float = 0.0) -> tuple[str, str]:
+    """The caller-owned decision over per-model scores: with `lam` > 0 the model maximising
+    score - lam x cost (USD per 1,000 requests), else the cheapest whose score clears `threshold`
+    (none clears it: the highest score). Returns (model id, why)."""
+    ids = sorted(scores, key=lambda i: (costs[i], -scores[i], i))
+    if lam > 0:
+        best = max(ids, key=lambda i: (scores[i] - lam * costs[i] * 1000, -costs[i]))
+        return best, (f"max quality - {lam:g} x $/1k requests: {best} "
+                      f"({scores[best]:.2f} - {lam:g} x {costs[best] * 1000:.4f})")
+    for i in ids:
+        if scores[i] >= threshold:
+            return i, f"cheapest with predicted quality >= {threshold:.2f}: {i} ({scores[i]:.2f})"
+    best = max(ids, key=lambda i: (scores[i], -costs[i]))
+    return best, f"no model reaches {threshold:.2f}: the highest predicted quality, {best} ({scores[best]:.2f})"

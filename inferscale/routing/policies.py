@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ..types import Analysis, RoutingDecision
-from .base import Router, RouteRequest, finish, fits_context, no_models, with_capability
+from .base import Router, RouteRequest, finish, fits_context, no_models, prior_scores, with_capability
+from .learned import LearnedRouter  # the stored artefact is loaded on first use, not here
 
 
 class FixedRouter:
@@ -13,6 +14,9 @@ class FixedRouter:
 
     def score(self, analysis: Analysis) -> float:
         return analysis.score
+
+    def scores(self, req: RouteRequest) -> dict[str, float]:
+        return prior_scores(req)
 
     def decide(self, req: RouteRequest) -> RoutingDecision:
         pool = fits_context(req)
@@ -35,6 +39,9 @@ class CheapestRouter:
     def score(self, analysis: Analysis) -> float:
         return analysis.score
 
+    def scores(self, req: RouteRequest) -> dict[str, float]:
+        return prior_scores(req)
+
     def decide(self, req: RouteRequest) -> RoutingDecision:
         pool, why = with_capability(fits_context(req), req.analysis.capability)
         ordered = sorted(pool, key=lambda s: (req.cost(s), -s.quality_prior))
@@ -48,6 +55,9 @@ class QualityRouter:
 
     def score(self, analysis: Analysis) -> float:
         return analysis.score
+
+    def scores(self, req: RouteRequest) -> dict[str, float]:
+        return prior_scores(req)
 
     def decide(self, req: RouteRequest) -> RoutingDecision:
         pool, why = with_capability(fits_context(req), req.analysis.capability)
@@ -63,6 +73,9 @@ class ComplexityRouter:
 
     def score(self, analysis: Analysis) -> float:
         return analysis.score
+
+    def scores(self, req: RouteRequest) -> dict[str, float]:
+        return prior_scores(req)
 
     def decide(self, req: RouteRequest) -> RoutingDecision:
         if req.explicit:
@@ -84,7 +97,7 @@ class ComplexityRouter:
 
 
 ROUTERS: dict[str, type] = {
-    r.name: r for r in (ComplexityRouter, FixedRouter, CheapestRouter, QualityRouter)
+    r.name: r for r in (ComplexityRouter, FixedRouter, CheapestRouter, QualityRouter, LearnedRouter)
 }
 
 

@@ -32,6 +32,9 @@ Behaviour is chosen per request by the model name, so one server serves many fak
     nostream          echo, but ignores `stream: true`: a plain JSON body (some providers do)
     drip-<ms>         echo; when streamed, each word is sent <ms> milliseconds after the previous
     blank             200 with a well-formed choice whose content is "" (or only whitespace)
+    solver-<kinds>    right only on the kinds of prompt it knows (`_`-joined): `sum` (a prompt with
+                      "plus" between numbers: the sum of its integers) and `rev` (a prompt asking
+                      for a quoted word backwards: that word reversed); otherwise "not sure"
 
 `server.calls` counts requests per model; `server.last_headers` keeps the last Authorization seen and
 `server.last_request` the last JSON body.
@@ -55,6 +58,29 @@ from typing import Any
 def _usage(prompt: str, answer: str) -> dict[str, int]:
     pin, pout = max(1, len(prompt.split())), max(1, len(answer.split()))
     return {"prompt_tokens": pin, "completion_tokens": pout, "total_tokens": pin + pout}
+
+
+def prompt_kind(prompt: str) -> str | None:
+    """`sum` or `rev` (see `solver-<kinds>`), None for any other prompt."""
+    if "plus" in prompt and re.search(r"\d", prompt):
+        return "sum"
+    if "backwards" in prompt and re.search(r"'([^']+)'", prompt):
+        return "rev"
+    return None
+
+
+def right_answer(prompt: str) -> str | None:
+    kind = prompt_kind(prompt)
+    if kind == "sum":
+        return str(sum(int(x) for x in re.findall(r"-?\d+", prompt)))
+    if kind == "rev":
+        return re.search(r"'([^']+)'", prompt).group(1)[::-1]  # type: ignore[union-attr]
+    return None
+
+
+def solve(prompt: str, kinds: set[str]) -> str:
+    kind = prompt_kind(prompt)
+    return (right_answer(prompt) or "not sure") if kind in kinds else "not sure"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -170,6 +196,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif model.startswith("conf-"):
             _, pct, answer = model.split("-", 2)
             logprob = math.log(max(1e-9, int(pct) / 100))
+        elif model.startswith("solver-"):
+            answer = solve(prompt, set(model.split("-", 1)[1].split("_")))
         elif model.startswith("ratelimit-"):
             with srv.lock:
                 srv.flaky[(model, prompt)] += 1

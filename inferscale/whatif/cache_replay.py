@@ -1,0 +1,200 @@
+"""Re-run the L4 and L1 levels over logged requests in arrival order, with given tunables.
+
+Nothing of the cache's decision is re-implemented here: every L1 candidate is judged by the cache's
+own `verify.decide` with the `VerifyConfig` that `levels.verify_config` builds from the tunables,
+on the exact vectors stored with each request; the search vector is the cache's own (the last
+message plus `semantic.HISTORY_WEIGHT` x the earlier turns, normalised: `semantic.Vectors.search`,
+computed for all requests at once). What is modelled, not re-run:
+  * the nearest-neighbour search: for each cache entry (a scope and a conversation, as L1 keys
+    them), the K nearest entries first seen earlier in the same scope are found once (exact cosine,
+    blocked; in a scope of more than PROJECT_ABOVE entries, candidates from a PCA projection
+    re-ranked exactly), then each lookup reads the first `SemanticCache.k` of them still stored;
+  * capacity: an entry count over `cache_lN_max_entries` drops the oldest entry (the cache itself
+    evicts by GDSF priority, and also by MB, which the replay does not model); TTLs are exact.
+The replay starts from an empty cache at the first replayed request.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..blas import single_thread
+from ..cache.levels import limits_for, verify_config
+from ..cache.semantic import HISTORY_WEIGHT
+from ..cache.turns import Candidate
+from ..cache.verify import SpanSimilarity, VerifyConfig, decide
+from ..settings import Tunables
+from .log import Logged
+
+K_SEARCH = 32  # earlier neighbours kept per entry; a lookup reads the first k still stored
+PROJECT_ABOVE = 4096  # entries in one scope above which candidates are found in a projection
+PROJECT_DIM = 64
+L1_K = 4  # = SemanticCache's default k
+
+
+@dataclass(frozen=True)
+class Served:
+    level: str | None  # "L4", "L1" or None (a miss: computed and stored)
+    source: int | None  # index of the logged request whose answer is served
+
+
+@dataclass(frozen=True)
+class Near:
+    """Per cache entry (a scope and a conversation: what L1 keys an entry by), its most similar
+    entries first seen earlier in the same scope, most similar first: request indices of their first
+    occurrence (-1 = none) and cosines of the search vectors. Independent of the tunables."""
+
+    entry: list[int]  # request -> entry id
+    top: list[list[int]]  # entry id -> neighbour requests (first occurrences)
+    sims: list[list[float]]
+
+
+def search_vectors(logged: Sequence[Logged]) -> np.ndarray:
+    """`semantic.Vectors.search` for every request, as one matrix."""
+    L = np.stack([r.v_last for r in logged]).astype(np.float32)
+    hist = [i for i, r in enumerate(logged) if r.v_hist is not None]
+    if hist:
+        H = np.stack([logged[i].v_hist for i in hist]).astype(np.float32)
+        v = L[hist] + HISTORY_WEIGHT * H
+        norms = np.linalg.norm(v, axis=1, keepdims=True)
+        L[hist] = v / np.where(norms == 0, 1.0, norms)
+    return L
+
+
+def neighbours(logged: Sequence[Logged], k: int = K_SEARCH, block: int = 2048) -> Near:
+    entry_of: dict[tuple[str, str], int] = {}
+    reps: list[int] = []  # entry id -> index of its first request
+    eid = []
+    for i, r in enumerate(logged):
+        e = entry_of.setdefault((r.scope, r.exact_hash), len(reps))
+        if e == len(reps):
+            reps.append(i)
+        eid.append(e)
+    m = len(reps)
+    top = np.full((m, k), -1, dtype=np.int64)
+    sims = np.full((m, k), -np.inf, dtype=np.float32)
+    by_scope: dict[str, list[int]] = {}
+    for e, i in enumerate(reps):
+        by_scope.setdefault(logged[i].scope, []).append(e)
+    V_all = search_vectors([logged[i] for i in reps]) if m else np.zeros((0, 1), np.float32)
+    with single_thread():
+        for ents in by_scope.values():
+            if len(ents) >= 2:
+                _scope_neighbours(np.array(ents), V_all, top, sims, k, block)
+    rep = np.array(reps + [-1])
+    return Near(eid, rep[top].tolist(), sims.tolist())
+
+
+def _scope_neighbours(ents: np.ndarray, V_all: np.ndarray, top: np.ndarray, sims: np.ndarray, k: int,
+                      block: int) -> None:
+    """Exact top-k of earlier entries by cosine; in a scope of more than PROJECT_ABOVE entries the
+    candidates are found in a PCA projection first (PROJECT_DIM), then re-ranked exactly."""
+    V = V_all[ents]
+    W = V
+    wide = k
+    if len(ents) > PROJECT_ABOVE:
+        sample = V[:: max(1, len(V) // 2000)]
+        _, _, vt = np.linalg.svd(sample - sample.mean(axis=0), full_matrices=False)
+        W = V @ vt[:PROJECT_DIM].T
+        wide = 4 * k
+    for a in range(1, len(ents), block):
+        b = min(len(ents), a + block)
+        S = W[a:b] @ W[:b].T
+        S[np.arange(b)[None, :] >= np.arange(a, b)[:, None]] = -np.inf  # only earlier entries
+        kk = min(wide, b - 1)
+        part = np.argpartition(-S, kk - 1, axis=1)[:, :kk]
+        ok = np.isfinite(np.take_along_axis(S, part, axis=1))
+        if W is not V:  # re-rank the candidates on the exact vectors
+            ps = np.einsum("rd,rcd->rc", V[a:b], V[part])
+        else:
+            ps = np.take_along_axis(S, part, axis=1)
+        ps = np.where(ok, ps, -np.inf)
+        order = np.argsort(-ps, axis=1, kind="stable")[:, :k]
+        part = np.take_along_axis(part, order, axis=1)
+        ps = np.take_along_axis(ps, order, axis=1)
+        rows = ents[a:b]
+        n = part.shape[1]
+        top[rows, :n] = np.where(np.isfinite(ps), ents[part], -1)
+        sims[rows, :n] = ps
+
+
+def _lowest_need(cfg: VerifyConfig) -> float:
+    """Below every similarity the verifier's config names, no candidate can pass (except an
+    identical conversation, checked first): such candidates are rejected without the verifier."""
+    return min(v for v in asdict(cfg).values() if isinstance(v, float))
+
+
+def replay_cache(logged: Sequence[Logged], tun: Tunables, near: Near,
+                 context: SpanSimilarity | None = None) -> list[Served]:
+    """What each logged request would have got from the cache with `tun`."""
+    miss = Served(None, None)
+    if not tun.cache_enabled:
+        return [miss] * len(logged)
+    cfg = verify_config(tun)
+    low = _lowest_need(cfg)
+    l4_lim, l1_lim = limits_for(tun, "L4"), limits_for(tun, "L1")
+    ttl4, ttl1, semantic = l4_lim.ttl_s, l1_lim.ttl_s, tun.semantic_enabled
+    eid, ts = near.entry, [r.ts for r in logged]
+    l4: OrderedDict[str, int] = OrderedDict()  # L4 key -> index of the request that stored it
+    l1: OrderedDict[int, int] = OrderedDict()  # entry id (scope, conversation) -> index of its request
+    out: list[Served] = []
+    for i, r in enumerate(logged):
+        src = l4.get(r.l4_key)
+        if src is not None and not (ttl4 > 0 and ts[src] < ts[i] - ttl4):
+            out.append(Served("L4", src))
+            continue
+        hit = None
+        if semantic:
+            seen = 0
+            query = Candidate(r.last, r.history, r.exact_hash)
+            for j, s in _stored(eid[i], l1, eid, near):
+                seen += 1
+                if seen > L1_K:
+                    break
+                if ttl1 > 0 and ts[j] < ts[i] - ttl1:
+                    continue  # expired
+                c = logged[j]
+                if c.v_hist is None and r.v_hist is None:
+                    sim_last = min(1.0, s)  # the search vector is the last message's
+                else:
+                    sim_last = min(1.0, float(np.dot(c.v_last, r.v_last)))  # as SemanticCache._verify
+                if sim_last < low and c.exact_hash != r.exact_hash:
+                    continue
+                sim_hist = (min(1.0, float(np.dot(c.v_hist, r.v_hist)))
+                            if c.v_hist is not None and r.v_hist is not None else None)
+                if decide(Candidate(c.last, c.history, c.exact_hash), query, sim_last, sim_hist, cfg,
+                          context).ok:
+                    hit = j
+                    break
+        if hit is not None:
+            out.append(Served("L1", hit))
+            continue
+        out.append(miss)
+        _put(l4, r.l4_key, i, l4_lim.max_entries)
+        if semantic:
+            _put(l1, eid[i], i, l1_lim.max_entries)
+    return out
+
+
+def _stored(own: int, l1: dict[int, int], eid: list[int], near: Near) -> Iterator[tuple[int, float]]:
+    """Stored entries nearest first, as (request index, similarity): the entry of this very
+    conversation (similarity 1), then the neighbours still stored (not hits, not evicted)."""
+    if own in l1:
+        yield l1[own], 1.0
+    for first, s in zip(near.top[own], near.sims[own], strict=True):
+        if first < 0:
+            return
+        j = l1.get(eid[first])
+        if j is not None:
+            yield j, s
+
+
+def _put(store: OrderedDict, key: object, i: int, max_entries: int) -> None:
+    store.pop(key, None)  # the cache replaces an entry of the same key
+    store[key] = i
+    while len(store) > max_entries:
+        store.popitem(last=False)
