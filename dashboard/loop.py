@@ -126,7 +126,7 @@ def render_whatif(engine: Any, proposed: Tunables) -> None:
 # -- Experiments (the page lives on the experiments branch; it calls this) ----------------------
 def render_router_curves(curves: list[Any], strong: str, weak: str, items: int) -> None:
     """Quality vs normalised cost of each router of `inferscale router eval`, and the metrics table
-    (`curves`: `routing.evaluation.Curve`, from `routing.ops.evaluate_experiment`)."""
+    (`curves`: `routing.evaluation.Curve`, from `tools.router_ops.evaluate_experiment`)."""
     rows = [{"router": c.name, "cost (0 = weak, 1 = strong)": x, "quality": q} for c in curves for x, q in c.points]
     fig = px.line(pd.DataFrame(rows), x="cost (0 = weak, 1 = strong)", y="quality", color="router",
                   markers=True)

@@ -10,7 +10,6 @@ import json
 import sys
 from typing import Any, NoReturn
 
-from . import loop_cli
 from .errors import InferscaleError
 from .redact import clip, redact
 from .terminal import safe
@@ -292,7 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_eval(sub)
     __import__("inferscale.gateway.cli", fromlist=["register"]).register(sub)  # serve, keys
-    loop_cli.register(sub)  # feedback, router train|calibrate|eval, whatif
+    from .loop_cli import register as register_loop
+
+    register_loop(sub)  # feedback, router train|calibrate|eval, whatif
     return p
 
 

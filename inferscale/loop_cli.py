@@ -48,7 +48,7 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 
 def cmd_router(args: argparse.Namespace) -> int:
     from .config_store import TunablesStore
-    from .routing import ops
+    from .tools import router_ops as ops
 
     settings, db = _light()
     if args.action == "train":

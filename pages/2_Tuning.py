@@ -8,8 +8,8 @@ import streamlit as st
 
 from dashboard.common import page
 from dashboard.data import GROUPS, apply_tunables, display_raw, to_raw, tunable_fields
-from dashboard.safe import plain
 from dashboard.loop import render_whatif
+from dashboard.safe import plain
 from inferscale.errors import ConfigError
 from inferscale.orchestration.strategies import STRATEGIES
 from inferscale.routing import ROUTERS

@@ -6,8 +6,8 @@ import streamlit as st
 
 from dashboard import charts
 from dashboard.common import chart_frames, data_range, money, page, pct, traffic_filters
-from inferscale.tools.seed import clear_synthetic, seed_synthetic
 from dashboard.loop import render_quality
+from inferscale.tools.seed import clear_synthetic, seed_synthetic
 
 engine = page("Performance", ":material/monitoring:")
 db = str(engine.settings.db_path)

@@ -10,13 +10,15 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "inferscale"
 # Lowest first. A module may import its own group and any group of a lower rank.
 LAYERS: list[set[str]] = [
-    {"errors", "types"},
-    {"settings"},
+    {"errors", "types", "redact", "limits", "terminal", "blas"},
+    {"settings", "inputs"},
     {"storage"},  # db.py (the runner) + schema.py (the migrations): the storage base
-    {"config_store", "registry", "embeddings"},
+    {"registry", "embeddings"},
+    {"config_store"},  # checks model ids in the tunables against the registry
     {"analysis", "cache", "monitor", "providers", "routing"},  # the components
     {"orchestration"},  # the engine and the strategies
-    {"batch", "tools"},
+    {"batch", "tools", "experiments", "whatif", "gateway"},
+    {"loop_cli"},  # feedback, router and what-if commands over tools and whatif
     {"cli", "inferscale"},  # entry points; "inferscale" is the package's __init__
     {"__main__"},  # `python -m inferscale` runs the CLI
 ]

@@ -43,7 +43,9 @@ from ..types import (
     StepTiming,
     Verifier,
 )
-from ..whatif.log import replay_row
+from .events import Emit, Event, OnEvent
+from .replay import replay_row
+from .request import Trace, build_messages, cache_event, cache_note, dedupe, with_steps
 from .runner import run_sync
 from .strategies import STRATEGIES, Budget, ExecContext, build_strategy
 from .strategies.base import CallFn

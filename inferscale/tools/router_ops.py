@@ -15,10 +15,10 @@ from ..config_store import TunablesStore
 from ..db import Database
 from ..embeddings import Embedder
 from ..errors import ConfigError
-from . import artefact
-from .artefact import METHODS, RouterModel
-from .evaluation import Curve, Items, calibrate_cost, calibrate_share, decide_batch, evaluate
-from .training import TrainingError, experiment_labels, feedback_labels, in_train, train
+from ..routing import artefact
+from ..routing.artefact import METHODS, RouterModel
+from ..routing.evaluation import Curve, Items, calibrate_cost, calibrate_share, decide_batch, evaluate
+from ..routing.training import TrainingError, experiment_labels, feedback_labels, in_train, train
 
 
 def known_experiments(db: Database) -> list[str]:
