@@ -56,7 +56,7 @@ class BatchSummary:
         return asdict(self)
 
 
-def parse_line(raw: str, line: int, where: str = "batch file") -> BatchItem | None:
+def parse_line(raw: str, line: int, where: str = "batch file") -> BatchItem | None:  # noqa: C901 - one check per field, each with its own message
     """One JSONL line → BatchItem (None for a blank line); BatchFileError names the line."""
     if not raw.strip():
         return None

@@ -201,8 +201,8 @@ def cmd_setup(args: argparse.Namespace) -> int:
         except Exception as exc:  # noqa: BLE001 - only costs speed: exact vectors still work
             print(f"fast embeddings (L1 candidate search): unavailable, exact vectors only ({exc})")
     else:
-        fast = fast_model(settings.models_dir, settings.embedding_backend)
-        print(f"fast embeddings (L1 candidate search): {fast or 'unavailable, exact vectors only'}")
+        maybe_fast = fast_model(settings.models_dir, settings.embedding_backend)
+        print(f"fast embeddings (L1 candidate search): {maybe_fast or 'unavailable, exact vectors only'}")
     from .cache.lexicon import Lexicon
 
     print(f"lexicon (WordNet 3.0, for L1 verification): {Lexicon.open(settings.models_dir).path}")

@@ -60,10 +60,7 @@ def redact(text: str | None, extra: Iterable[str | None] = ()) -> str:
     if spans:
         text = _mask(text, spans)
     for i, pattern in enumerate(_PATTERNS):
-        if i == 2:
-            text = pattern.sub(MASK, text)
-        else:
-            text = pattern.sub(lambda m: m.group(1) + m.group(2) + MASK, text)
+        text = pattern.sub(MASK, text) if i == 2 else pattern.sub(lambda m: m.group(1) + m.group(2) + MASK, text)
     return text
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import math
@@ -271,7 +272,7 @@ class Registry:
         self.upsert(specs)
         return specs
 
-    def plan_import(self, path: Path | str, replace: bool = False) -> tuple[list[ModelSpec], list[str]]:
+    def plan_import(self, path: Path | str, replace: bool = False) -> tuple[SpecList, builtins.list[str]]:
         """(the file's specs, one line per existing model it would change). Raises ConfigError for
         a bad file, or for changes to existing models when `replace` is false."""
         p = Path(path)

@@ -107,7 +107,8 @@ def _pairs_file(tmp_path: Path) -> Path:
     rows = [
         {"a": "How do I reset my library PIN?", "b": "How can I reset my library PIN?", "same": True},
         {"a": "Trace parcel 70512", "b": "Trace parcel 70521", "same": False},
-        {"a": "Is the dental surgery open on Saturdays?", "b": "Is the dental surgery closed on Saturdays?", "same": False},
+        {"a": "Is the dental surgery open on Saturdays?", "b": "Is the dental surgery closed on Saturdays?",
+         "same": False},
         {"a": "Where can I see my past payslips?", "b": "so where can i see my past payslips", "same": True},
         {"a": "cancel it", "b": "cancel it", "same": False,
          "a_messages": [{"role": "user", "content": "My PulseFit gym membership is too dear."},

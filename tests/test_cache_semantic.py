@@ -96,7 +96,8 @@ def test_one_that_counts_nothing_is_not_a_number(home: Path) -> None:
     ("How do I turn on notifications?", "How do I turn off notifications?"),  # particle flip
     ("Is 7 greater than 3?", "Is 3 greater than 7?"),  # same numbers, another order
     ("engine 0 request 2", "engine 2 request 0"),
-    ("How do I raise the spending cap on my fuel card?", "How do I lower the spending cap on my fuel card?"),  # direction
+    # direction
+    ("How do I raise the spending cap on my fuel card?", "How do I lower the spending cap on my fuel card?"),
     ("How much stamp duty is due on a first home?", "How much stamp duty is due on a second home?"),
 ])
 def test_near_duplicates_that_ask_something_else_never_hit(home: Path, cached: str, new: str) -> None:

@@ -251,7 +251,8 @@ def test_bad_input_is_one_line_and_loses_nothing(setup, capsys, home, extra, nee
 
 @pytest.mark.parametrize("body, needle", [
     ("configs:\n  - {name: a, strategy: single, colour: red}\n", "configs.yaml line 2: unknown field 'colour'"),
-    ("configs:\n  - name: a\n    strategy: single\n    temperature: 2\n", "configs.yaml line 4: unknown field 'temperature'"),
+    ("configs:\n  - name: a\n    strategy: single\n    temperature: 2\n",
+     "configs.yaml line 4: unknown field 'temperature'"),
     ("experiments: []\n", "configs.yaml line 1: unknown field 'experiments'"),
     ("configs:\n  - {name: a}\n", "configs.yaml line 2: field 'strategy' is missing"),
     ("configs:\n  - {name: a, strategy: single, options: {tau: 1}}\n", "strategy option tau"),

@@ -139,7 +139,8 @@ def test_terminal_output_escapes_control_characters(cli: Any, make_engine: Any, 
     assert listing.returncode == 0 and "\x1b" not in listing.stdout
 
 
-def test_registry_rows_written_before_the_checks_are_ignored_not_printed(cli: Any, home: Path, make_engine: Any) -> None:
+def test_registry_rows_written_before_the_checks_are_ignored_not_printed(cli: Any, home: Path,
+                                                                         make_engine: Any) -> None:
     engine = make_engine()
     spec = ModelSpec(id="legacy", model="openai/echo", enabled=False)
     raw = spec.model_dump_json().replace('"legacy"', '"leg\\u001b[31macy"', 1)

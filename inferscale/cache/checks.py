@@ -141,7 +141,7 @@ def opposites(c: Comparison) -> Opinion | None:
 
 
 def _opcodes(c: Comparison) -> list[tuple[str, int, int, int, int]]:
-    return SequenceMatcher(None, c.a.tokens, c.b.tokens, autojunk=False).get_opcodes()
+    return list(SequenceMatcher(None, c.a.tokens, c.b.tokens, autojunk=False).get_opcodes())
 
 
 def _polarity(c: Comparison) -> tuple[list[str], bool]:

@@ -21,6 +21,7 @@ import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from ..errors import InferscaleError
 
@@ -109,7 +110,9 @@ def build(models_dir: Path) -> Path:
             f = ln.split()
             if len(f) >= 2:
                 exc.append((f[0], f[1]))
-    hyper, similar, pairs = [], [], set()
+    hyper: list[Any] = []
+    similar: list[Any] = []
+    pairs: set[Any] = set()
     for sym, sid, tid, s, t in ptrs:
         if sym in ("@", "@i"):
             hyper.append((sid, tid))

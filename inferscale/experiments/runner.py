@@ -162,7 +162,7 @@ async def run_experiment(engine: Any, spec: ExperimentSpec, dataset: Dataset, *,
     # Item-major order: when the budget stops a run, every config has seen the same items.
     jobs = [(seq, item, c) for seq, item in enumerate(dataset.items) for c in spec.configs
             if (c.name, item.id) not in have]
-    state = {"spent": spent, "calls": calls, "inflight": 0, "ran": 0, "ran_cost": 0.0, "stopped": None}
+    state: dict[str, Any] = {"spent": spent, "calls": calls, "inflight": 0, "ran": 0, "ran_cost": 0.0, "stopped": None}
     built: dict[str, scorers.Scorer] = {}
     gate = asyncio.Semaphore(spec.concurrency)
     t0 = time.perf_counter()

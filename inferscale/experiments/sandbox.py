@@ -15,6 +15,7 @@ The parent waits up to a wall-clock timeout, then kills the whole process group,
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -112,14 +113,10 @@ def _world_readable(path: Path) -> bool:
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        pass
 
 
 def _reason(code: int | None, stderr: str, timed_out: bool) -> str:

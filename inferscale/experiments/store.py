@@ -68,7 +68,8 @@ class ExperimentStore:
                        "VALUES (?, ?, ?, ?, 'running', ?)", [name, dataset, now, now, json.dumps(spec)])
 
     def update(self, name: str, *, status: str | None = None, spec: dict[str, Any] | None = None) -> None:
-        sets, args = ["updated_at = ?"], [time.time()]
+        sets: list[str] = ["updated_at = ?"]
+        args: list[Any] = [time.time()]
         if status is not None:
             assert status in STATUSES, status
             sets.append("status = ?")

@@ -93,7 +93,7 @@ class KeyStore:
                           [name]).fetchone():
                 raise KeyStoreError(f"an active key named {name!r} exists; revoke it first "
                                 f"(inferscale keys revoke {name})")
-            db["gateway_keys"].insert({"id": key_id, "name": name, "salt": salt,
+            db.table("gateway_keys").insert({"id": key_id, "name": name, "salt": salt,
                                        "hash": _digest(salt, secret), "budget_usd": budget_usd,
                                        "spent_usd": 0.0, "requests": 0, "created_at": now})
         return self.get(key_id), f"{PREFIX}_{key_id}_{secret}"

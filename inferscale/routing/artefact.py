@@ -114,6 +114,7 @@ class RouterModel:
     def _predict(self, vecs: np.ndarray, exclude_self: bool) -> np.ndarray:
         vecs = np.atleast_2d(np.asarray(vecs, dtype=np.float32))
         if self.method == "mf":
+            assert self.P is not None and self.U is not None and self.b is not None
             z = vecs @ self.P
             return _sigmoid(z @ self.U.T + self.b)
         out = np.empty((len(vecs), len(self.models)), dtype=np.float32)
@@ -145,6 +146,7 @@ class RouterModel:
         `predict_one`, to skip searching again)."""
         vec = np.asarray(vec, dtype=np.float32)
         if self.method == "mf":
+            assert self.P is not None and self.U is not None
             z = vec @ self.P
             rival = others[0] if others else chosen
             contrib = z * (self.U[chosen] - self.U[rival])
@@ -195,7 +197,7 @@ def save(home: Path, model: RouterModel) -> tuple[RouterModel, Path]:
     version = (versions(home) or [0])[-1] + 1
     meta = {**{k: v for k, v in model.meta.items() if not k.startswith("_")}, "version": version,
             "method": model.method, "models": list(model.models)}
-    arrays = {"X": model.X, "Y": model.Y, "prior": model.prior, "cost": model.cost,
+    arrays: dict[str, Any] = {"X": model.X, "Y": model.Y, "prior": model.prior, "cost": model.cost,
               "previews": np.array(model.previews, dtype=str)}
     if model.method == "mf":
         arrays |= {"P": model.P, "U": model.U, "b": model.b}

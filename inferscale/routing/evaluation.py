@@ -101,8 +101,8 @@ def _hull_area(pts: list[tuple[float, float]]) -> float:
                 (hull[-1][1] - hull[-2][1]) * (p[0] - hull[-2][0]) >= 0:
             hull.pop()
         hull.append(p)
-    xs, ys = zip(*hull, strict=True)
-    ys = np.maximum.accumulate(np.array(ys))  # non-decreasing: more budget never has to buy less
+    xs, raw = zip(*hull, strict=True)
+    ys = np.maximum.accumulate(np.array(raw))  # non-decreasing: more budget never has to buy less
     return float(np.interp(GRID, xs, ys).mean())
 
 

@@ -32,7 +32,7 @@ def _write_details(path: Path, rows: list[tuple[str, Any]]) -> None:
         raise InferscaleError(f"cannot write --details file {path}: {exc.strerror}") from None
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:  # noqa: C901 - flag checks, then one report per set
     from ..cache.evaluate import evaluate, load_pairs
     from ..cache.levels import verify_config
     from ..config_store import TunablesStore

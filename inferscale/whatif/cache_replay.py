@@ -23,10 +23,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..blas import single_thread
+from ..cache.chat import decide
 from ..cache.levels import limits_for, verify_config
 from ..cache.semantic import HISTORY_WEIGHT
 from ..cache.turns import Candidate
-from ..cache.verify import SpanSimilarity, VerifyConfig, decide
+from ..cache.verify import SpanSimilarity, VerifyConfig
 from ..settings import Tunables
 from .log import Logged
 
@@ -58,7 +59,7 @@ def search_vectors(logged: Sequence[Logged]) -> np.ndarray:
     L = np.stack([r.v_last for r in logged]).astype(np.float32)
     hist = [i for i, r in enumerate(logged) if r.v_hist is not None]
     if hist:
-        H = np.stack([logged[i].v_hist for i in hist]).astype(np.float32)
+        H = np.stack([v for i in hist if (v := logged[i].v_hist) is not None]).astype(np.float32)
         v = L[hist] + HISTORY_WEIGHT * H
         norms = np.linalg.norm(v, axis=1, keepdims=True)
         L[hist] = v / np.where(norms == 0, 1.0, norms)
@@ -108,10 +109,8 @@ def _scope_neighbours(ents: np.ndarray, V_all: np.ndarray, top: np.ndarray, sims
         kk = min(wide, b - 1)
         part = np.argpartition(-S, kk - 1, axis=1)[:, :kk]
         ok = np.isfinite(np.take_along_axis(S, part, axis=1))
-        if W is not V:  # re-rank the candidates on the exact vectors
-            ps = np.einsum("rd,rcd->rc", V[a:b], V[part])
-        else:
-            ps = np.take_along_axis(S, part, axis=1)
+        # re-rank the candidates on the exact vectors
+        ps = np.einsum("rd,rcd->rc", V[a:b], V[part]) if W is not V else np.take_along_axis(S, part, axis=1)
         ps = np.where(ok, ps, -np.inf)
         order = np.argsort(-ps, axis=1, kind="stable")[:, :k]
         part = np.take_along_axis(part, order, axis=1)
@@ -128,7 +127,7 @@ def _lowest_need(cfg: VerifyConfig) -> float:
     return min(v for v in asdict(cfg).values() if isinstance(v, float))
 
 
-def replay_cache(logged: Sequence[Logged], tun: Tunables, near: Near,
+def replay_cache(  # noqa: C901 - one pass over the log, L4 then L1 per request, kept togetherlogged: Sequence[Logged], tun: Tunables, near: Near,
                  context: SpanSimilarity | None = None) -> list[Served]:
     """What each logged request would have got from the cache with `tun`."""
     miss = Served(None, None)

@@ -146,7 +146,7 @@ class Replay:
         shares: Counter[str] = Counter()
         cost = 0.0
         qs: list[float] = []
-        src_count = Counter()
+        src_count: Counter[str] = Counter()
         for i, s in enumerate(served):
             if s.level is not None and s.source is not None:
                 saved_usd += routed[s.source].cost_usd

@@ -18,6 +18,7 @@ from ..routing.learned import LearnedRouter
 from ..routing.policies import get_router, route
 from ..routing.training import experiment_labels
 from ..settings import Tunables
+from ..types import RoutingDecision
 from .log import Logged
 
 
@@ -121,7 +122,7 @@ def replay_routes(engine: Any, logged: Sequence[Logged], tun: Tunables, labels: 
                 decision = False  # e.g. every model over the budget cap: the request is refused
             if name != "learned":
                 memo[key] = decision
-        if decision is False or not decision.models:
+        if not isinstance(decision, RoutingDecision) or not decision.models:
             out.append(Routed(None, 0.0, None, "unknown"))
             continue
         model = decision.models[0]
