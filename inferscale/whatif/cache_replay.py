@@ -127,8 +127,9 @@ def _lowest_need(cfg: VerifyConfig) -> float:
     return min(v for v in asdict(cfg).values() if isinstance(v, float))
 
 
-def replay_cache(  # noqa: C901 - one pass over the log, L4 then L1 per request, kept togetherlogged: Sequence[Logged], tun: Tunables, near: Near,
-                 context: SpanSimilarity | None = None) -> list[Served]:
+def replay_cache(  # noqa: C901 - one pass over the log, L4 then L1 per request, kept together
+        logged: Sequence[Logged], tun: Tunables, near: Near,
+        context: SpanSimilarity | None = None) -> list[Served]:
     """What each logged request would have got from the cache with `tun`."""
     miss = Served(None, None)
     if not tun.cache_enabled:
