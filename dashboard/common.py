@@ -45,7 +45,11 @@ def get_engine() -> Engine:
 
 def page(title: str, icon: str) -> Engine:
     """Page config + sidebar footer; returns the shared engine."""
-    st.set_page_config(page_title=f"{title} · inferscale", page_icon=icon, layout="wide")
+    # No page_icon: for a material icon the browser fetches the favicon's SVG from
+    # fonts.gstatic.com (the page icons in the sidebar ship with the frontend). `icon` is kept for
+    # the callers; Streamlit's own favicon is served by the app itself.
+    del icon
+    st.set_page_config(page_title=f"{title} · inferscale", layout="wide")
     engine = get_engine()
     with st.sidebar:
         for path, label, page_icon in PAGES:

@@ -21,22 +21,30 @@ import re
 from collections.abc import Callable
 
 _PLAIN = re.compile(r"([\\`*\[\]()!<>:$~@&#|{}])")  # not "_": intraword, it never emphasises
-_WWW = re.compile(r"(?i)\b(www)\.")
+# What GFM would turn into a link: a scheme URL or a www. host, up to whitespace or a bracket.
+_URL = re.compile(r"\b(?:(?:[Hh][Tt][Tt][Pp][Ss]?|[Ff][Tt][Pp])://|[Ww][Ww][Ww]\.)[^\s<>`{}$|]*[^\s<>`{}$|.,;:!?'\")\]]")
 # An image or link: `![alt](target)` / `[text](target)`; the target may be <bracketed> and titled.
 _INLINE = re.compile(r"(!?)\[((?:[^\[\]\\]|\\.){0,1000})\]\(\s*(<[^>\n]*>|[^\s()]*(?:\([^\s()]*\)[^\s()]*)*)"
                      r"(?:\s+(?:\"[^\"]*\"|'[^']*'|\([^)]*\)))?\s*\)")
 _REF_DEF = re.compile(r"^( {0,3}\[[^\]\n]+\]):", re.MULTILINE)
 _AUTOLINK = re.compile(r"<(?=[^<>\s]*[:@][^<>\s]*>)")
-_BARE_URL = re.compile(r"(?i)\b(https?|ftp)://|\bwww\.")
+_LINKISH = re.compile(r"<((?:[A-Za-z][A-Za-z0-9+.-]{1,31}:)[^<>\s]*)>|" + _URL.pattern)
 _FENCE_OPEN = re.compile(r"^ {0,3}(`{3,}|~{3,})([^`\n]*)$")
 _CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)[^\n]+?(?<!`)\1(?!`)")
 _TEX = re.compile(r"\\(includegraphics|href|url)\b")
 
 
 def plain(text: object) -> str:
-    """Markdown that renders as exactly `text`, on one line (errors, ids, short notes)."""
+    """Markdown that renders as `text`, on one line (errors, ids, short notes). URLs become code
+    spans: Streamlit's GFM turns a URL in text into a link even when its characters are escaped
+    (the match runs on the parsed text), and code is never linked."""
     s = " ".join(str("" if text is None else text).split())
-    return _WWW.sub(r"\1\\.", _PLAIN.sub(r"\\\1", s))
+    out, pos = [], 0
+    for m in _URL.finditer(s):
+        out += [_PLAIN.sub(r"\\\1", s[pos:m.start()]), _code(m.group(0))]
+        pos = m.end()
+    out.append(_PLAIN.sub(r"\\\1", s[pos:]))
+    return "".join(out)
 
 
 def answer_parts(text: str | None) -> list[tuple[str, str, str | None]]:
@@ -103,19 +111,19 @@ def answer(text: str | None) -> str:
     # and the TeX commands that fetch or link.
     text = text.replace("![", "!\\[").replace("](", "]\\(")
     text = _REF_DEF.sub(lambda m: m.group(1) + "\\:", text)
-    text = _AUTOLINK.sub(r"\\<", text)
     text = _TEX.sub(r"\\\\\1", text)
-    # Bare URLs, which GFM turns into clickable anchors, outside code spans (inside, they are text).
-    return _outside_spans(text, lambda part: _BARE_URL.sub(_unlink, part))
+    # Outside code spans: autolinks and bare URLs, which GFM turns into clickable anchors, shown as
+    # code (escaping is not enough: GFM finds URLs in the parsed text); then any "<…:…>" left.
+    return _outside_spans(text, _unlink)
 
 
 def _code(target: str) -> str:
     return "`" + target.replace("`", "'") + "`"
 
 
-def _unlink(m: re.Match[str]) -> str:
-    s = m.group(0)
-    return s.replace("://", ":\\/\\/") if "://" in s else s[:-1] + "\\."
+def _unlink(part: str) -> str:
+    part = _LINKISH.sub(lambda m: _code(m.group(1) or m.group(0)), part)
+    return _AUTOLINK.sub(r"\\<", part)
 
 
 def _outside_spans(text: str, fn: Callable[[str], str]) -> str:

@@ -24,6 +24,7 @@ from .inputs import MAX_JSON_DEPTH, InputFileError, iter_lines, json_depth, text
 from .limits import MAX_PROMPT_CHARS
 from .orchestration.strategies import build_strategy
 from .orchestration.strategies.answers import matches
+from .redact import clip, redact
 
 ALLOWED_KEYS = ("prompt", "system", "id", "expected")
 
@@ -152,10 +153,10 @@ async def run_batch(
                 totals["answered"] += 1
                 totals["cost"] += result.cost_usd
             except InferscaleError as exc:
-                out |= {"answer": None, "error": str(exc)}
+                out |= {"answer": None, "error": redact(str(exc))}
                 totals["failed"] += 1
             except Exception as exc:  # noqa: BLE001 - one broken request must not end the run
-                out |= {"answer": None, "error": f"{type(exc).__name__}: {exc}"}
+                out |= {"answer": None, "error": clip(f"{type(exc).__name__}: {exc}", 500)}
                 totals["failed"] += 1
             if item.expected is not None:
                 out["expected"] = item.expected

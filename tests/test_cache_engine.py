@@ -150,8 +150,10 @@ def test_fast_path_matches_a_real_cache_per_pair(tmp_path: Path) -> None:
 
 
 def test_load_pairs_errors(tmp_path: Path) -> None:
-    with pytest.raises(InferscaleError, match="not found"):
+    with pytest.raises(InferscaleError, match="no such file"):
         load_pairs(tmp_path / "missing.jsonl")
+    with pytest.raises(InferscaleError, match="is a directory"):  # not "not found"
+        load_pairs(tmp_path)
     p = tmp_path / "x.jsonl"
     p.write_bytes(b"\xff\xfe")
     with pytest.raises(InferscaleError, match="UTF-8"):
