@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 import re
+import threading
+from collections import OrderedDict
 
 import numpy as np
 
@@ -123,9 +125,14 @@ def approx_tokens(text: str) -> int:
 class Analyzer:
     """Prompt → `Analysis` (score, domain, breakdown). Holds the domain prototypes' vectors."""
 
-    def __init__(self, embedder: Embedder) -> None:
+    def __init__(self, embedder: Embedder, memo_size: int = 4096) -> None:
         self._embedder = embedder
         self._proto: tuple[list[str], np.ndarray] | None = None
+        # Domain scores of recent prompts: a repeated prompt skips the embedding pass (the
+        # embedder memoises only exact vectors, never these approximate ones).
+        self._scores: OrderedDict[str, dict[str, float]] = OrderedDict()
+        self._memo_size = memo_size
+        self._lock = threading.Lock()
 
     def _prototypes(self) -> tuple[list[str], np.ndarray]:
         if self._proto is None:
@@ -135,11 +142,19 @@ class Analyzer:
         return self._proto
 
     def domain_scores(self, text: str) -> dict[str, float]:
+        with self._lock:
+            if (known := self._scores.get(text)) is not None:
+                self._scores.move_to_end(text)
+                return dict(known)
         labels, mat = self._prototypes()
         sims = mat @ self._embedder.embed_fast([text])[0]
         best: dict[str, float] = {}
         for label, sim in zip(labels, sims.tolist(), strict=True):
             best[label] = max(best.get(label, -1.0), sim)
+        with self._lock:
+            self._scores[text] = dict(best)
+            while len(self._scores) > self._memo_size:
+                self._scores.popitem(last=False)
         return best
 
     def analyze(self, prompt: str, system: str | None = None) -> Analysis:
