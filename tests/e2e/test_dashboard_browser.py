@@ -111,6 +111,7 @@ def test_model_html_is_shown_as_text_in_the_browser(page: Any, app_url: str, e2e
 def test_tuning_change_persists_after_reload(page: Any, app_url: str, e2e_home: Path) -> None:
     goto(page, f"{app_url}/Tuning")
     page.get_by_text("Stored values").wait_for(timeout=60_000)
+    wait_idle(page)  # the what-if preview of the logged traffic renders first; edit after it
     box = page.get_by_label("Complexity thresholds", exact=True)
     expect(box).to_have_value("0.35, 0.65")
     box.fill("0.3, 0.7")
