@@ -90,7 +90,7 @@ def make_engine(home: Path, register: Callable[..., Any]) -> Callable[..., Any]:
         kw: dict[str, Any] = {"retry_backoff_s": 0.01, "call_timeout_s": 10.0, **overrides}
         engine = Engine(Settings.from_env(home, **kw))
         if entries:
-            register(engine, *entries)
+            register(engine, *entries, replace=True)  # test setup may redefine a fake model
         if disable_local:
             for model_id in LOCAL_IDS:
                 engine.registry.set_enabled(model_id, False)
