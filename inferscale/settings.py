@@ -191,6 +191,8 @@ class Tunables:
     semantic_context_threshold: float = _unit(0.60)
     semantic_synonym_threshold: float = _unit(0.70)  # a substitution WordNet shows means the same
     semantic_rewrite_frame: float = _unit(0.5)  # share of wording kept below which a pair is a rewrite
+    semantic_check_word_order: bool = True  # the same words in another order need evidence of symmetry
+    semantic_role_span: int = _count(3, 1, 20)  # most words between two words a relation gives roles
     # Per level: capacity in entries and MB, and TTL in seconds (0 = never expires).
     cache_l1_max_entries: int = _count(100_000, 1, 100_000_000)
     cache_l1_max_mb: float = _size(512.0, 0.001)

@@ -54,6 +54,8 @@ def verify_config(tun: Tunables) -> VerifyConfig:
         context_threshold=tun.semantic_context_threshold,
         synonym_threshold=tun.semantic_synonym_threshold,
         rewrite_frame=tun.semantic_rewrite_frame,
+        check_word_order=tun.semantic_check_word_order,
+        role_span=tun.semantic_role_span,
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InferscaleError
+from ..orchestration.strategies import STRATEGIES
 from ..routing import RouteRequest
 from ..routing.artefact import RouterModel
 from ..routing.learned import LearnedRouter
@@ -110,7 +111,9 @@ def replay_routes(engine: Any, logged: Sequence[Logged], tun: Tunables, labels: 
         key = (name, r.analysis.score, r.analysis.capability, r.analysis.tokens, r.strategy, r.explicit)
         decision = memo.get(key) if name != "learned" else None
         if decision is None:
+            strategy_cls = STRATEGIES.get(r.strategy)
             req = RouteRequest(r.analysis, candidates, r.strategy, tun, engine.predicted_cost, explicit,
+                               models_needed=strategy_cls.models_needed if strategy_cls else None,
                                prompt=r.last, embedding=r.v_last, home=engine.settings.home)
             try:
                 router = get_router(name)
