@@ -50,8 +50,12 @@ def test_answers(make_engine, server, name: str) -> None:
     result = _ask(engine, name, ["a", "b"])
     assert result.answer == "42"
     _check_outcome(name, result)
-    assert all(m.ok for m in result.members)
-    assert len(result.members) == result.detail["budget"]["calls"] == _requests(server)
+    # Every call answered, except stragglers an early stop cancelled (a race on a busy machine).
+    ok = [m for m in result.members if m.ok]
+    assert all(m.ok or m.error_class == "Cancelled" for m in result.members), result.members
+    assert ok
+    assert len(result.members) == result.detail["budget"]["calls"]
+    assert len(ok) <= _requests(server) <= len(result.members)
 
 
 @pytest.mark.parametrize("name", NAMES)

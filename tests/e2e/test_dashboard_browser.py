@@ -57,9 +57,9 @@ def test_playground_shows_both_local_models_and_the_final_answer(page: Any, app_
     page.get_by_role("button", name="Run").click()
     # Cards appear while the models run (this first request also loads both GGUF files)…
     page.locator(".st-key-pg_live_0").wait_for(timeout=SLOW_MS)
-    assert page.get_by_text("Final answer").count() == 0
+    assert page.get_by_text("Final answer", exact=True).count() == 0
     # …and the final answer follows.
-    page.get_by_text("Final answer").wait_for(timeout=SLOW_MS)
+    page.get_by_text("Final answer", exact=True).first.wait_for(timeout=SLOW_MS)
     wait_idle(page, SLOW_MS)
     cards = page.locator('[class*="st-key-pg_live_final_"]')
     assert cards.count() == 2
@@ -96,7 +96,7 @@ def test_model_html_is_shown_as_text_in_the_browser(page: Any, app_url: str, e2e
         page.locator('[data-testid="stSelectbox"]').first.click()  # strategy
         page.get_by_role("option", name="single").click()
         page.get_by_role("button", name="Run").click()
-        page.get_by_text("Final answer").wait_for(timeout=SLOW_MS)
+        page.get_by_text("Final answer", exact=True).first.wait_for(timeout=SLOW_MS)
         wait_idle(page, SLOW_MS)
         final = page.locator(".st-key-pg_final")
         assert XSS in final.inner_text()  # visible as text

@@ -69,7 +69,7 @@ def test_hostile_answer_and_error_fetch_nothing(page: Any, app_url: str, e2e_hom
     ])
     try:
         _ask(page, app_url, "fake-hostile-md", "answer with pictures please")
-        page.get_by_text("Final answer").wait_for(timeout=SLOW_MS)
+        page.get_by_text("Final answer", exact=True).first.wait_for(timeout=SLOW_MS)
         wait_idle(page, SLOW_MS)
         page.wait_for_timeout(1500)  # give any lazy image time to be requested
         main = page.locator('[data-testid="stMain"]')
