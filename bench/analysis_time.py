@@ -71,7 +71,7 @@ PROMPTS: tuple[str, ...] = (
     "List at least five renewable energy sources in a table with one advantage each.",
     "In 50 words or fewer, summarise the plot of Hamlet.",
     "Give me a recipe for vegan pancakes.",
-    "What should I pack for a week of hiking in the Alps in September?",
+    "Which gear should I take on a week of hiking in the Alps in September?",
     "Can you help me write an email asking my landlord to fix the heating?",
     "Explain quantum entanglement to a ten-year-old.",
     "What are the side effects of ibuprofen?",

@@ -70,15 +70,15 @@ def test_opposites_come_from_wordnet_and_synonyms_are_never_opposites() -> None:
 
 
 def test_a_number_in_words_is_the_number() -> None:
-    assert profile("I'm twenty-three and want to hire a car").numbers == {"23"}
+    assert profile("I'm twenty-three and hoping to rent a van").numbers == {"23"}
     assert profile("twenty three pounds").numbers == profile("£23").numbers
     assert profile("twenty, three of them").numbers == {"20", "3"}  # two numbers, not one
 
 
 def test_one_that_counts_nothing_is_not_a_number(home: Path) -> None:
     cache = _cache(home)
-    cache.put(_q("How do I order a spare car key?"), {"answer": "In the app."}, 0.0, 10)
-    r = cache.lookup(_q("Hi, quick one: how do I order a spare car key?"))
+    cache.put(_q("How can I order a spare bike lock key?"), {"answer": "In the app."}, 0.0, 10)
+    r = cache.lookup(_q("Hi, quick one: how can I order a spare bike lock key?"))
     assert r.match is not None, r
     cache.put(_q("Can I get 8 in an order?"), {"answer": "yes"}, 0.0, 10)
     assert cache.lookup(_q("Can I get 8 in one order?")).match is None  # here "one" counts
@@ -89,8 +89,8 @@ def test_one_that_counts_nothing_is_not_a_number(home: Path) -> None:
     ("Can I cancel within 14 days?", "Can I cancel within 30 days?"),  # numbers
     ("Is paracetamol safe to take with coffee?", "Is paracetamol unsafe to take with coffee?"),  # negation
     ("Which tariffs include roaming texts?", "Which tariffs don't include roaming texts?"),
-    ("How do I move money from savings to my current account?",
-     "How do I move money from my current account to savings?"),  # swapped roles
+    ("How do I shift funds from savings to my current account?",
+     "How do I shift funds from my current account to savings?"),  # swapped roles
     ("What's the luggage limit on Eurostar?", "What's the luggage limit on Flybe?"),  # entity
     ("What are the signs of measles?", "What are the signs of measles in toddlers?"),  # narrower scope
     ("How do I turn on notifications?", "How do I turn off notifications?"),  # particle flip
@@ -111,8 +111,8 @@ def test_scope_system_prompt_params_and_conversation(home: Path) -> None:
     cache = _cache(home)
     gym = [("user", "My PulseFit gym membership costs too much."),
            ("assistant", "Your PulseFit Off-Peak plan is £24.99 a month. Cancel it?")]
-    tv = [("user", "I barely use my Flixora streaming subscription."),
-          ("assistant", "Your Flixora Standard plan renews on the 14th at £10.99. Cancel it?")]
+    tv = [("user", "I barely use my Vidora streaming subscription."),
+          ("assistant", "Your Vidora Basic tier renews on day 14 for £10.99. Cancel it?")]
     cache.put(_q("cancel it", gym), {"answer": "gym cancelled"}, 0.0, 10)
     assert cache.lookup(_q("cancel it", gym)).match is not None  # the same conversation
     assert cache.lookup(_q("cancel it", tv)).match is None  # same last message, other chat
@@ -128,9 +128,9 @@ def test_scope_system_prompt_params_and_conversation(home: Path) -> None:
 def test_a_question_that_stands_alone_ignores_unrelated_earlier_turns(home: Path) -> None:
     cache = _cache(home)
     repair = [("user", "my tablet charger stopped working, does Kestrel swap them?"),
-              ("assistant", "We do, through Kestrel Care. Book in the app or at any store.")]
+              ("assistant", "We do, through Kestrel Care. Book online or in any of our shops.")]
     usage = [("user", "how do I see my call minutes on Kestrel?"),
-             ("assistant", "Open the Kestrel app; the usage bar on the home screen shows it.")]
+             ("assistant", "Open the Kestrel app; the meter on its first screen shows it.")]
     question = "What's the notice period for leaving a Kestrel fibre contract?"
     cache.put(_q(question, repair), {"answer": "14 days"}, 0.0, 10)
     r = cache.lookup(_q(question, usage))
@@ -149,7 +149,7 @@ def test_a_specific_question_ends_two_chats_the_same_a_pointer_does_not(home: Pa
     # Names nothing and points at nothing, but says what it asks about: the earlier turns of two
     # chats do not change its answer ("is there": existential, "this year": a time).
     for question in ("Is there free wifi in your offices?",
-                     "When's the deadline to join the cycle to work scheme this year?"):
+                     "When's the deadline to join the bike purchase plan this year?"):
         cache.put(_q(question, rent), {"answer": "..."}, 0.0, 10)
         r = cache.lookup(_q(question, pets))
         assert r.match is not None and "says what it asks about" in r.match.reason, (question, r)
@@ -161,14 +161,14 @@ def test_a_specific_question_ends_two_chats_the_same_a_pointer_does_not(home: Pa
     # The same chat with a fact changed in it is a different chat, whatever the question.
     order = [("user", "I ordered the Ardwick boots in size 8"), ("assistant", "Found your order.")]
     other = [("user", "I ordered the Ardwick boots in size 9"), ("assistant", "Found your order.")]
-    cache.put(_q("what is your returns window for sale items?", order), {"answer": "28 days"}, 0.0, 10)
-    r = cache.lookup(_q("what is your returns window for sale items?", other))
+    cache.put(_q("what is the return period on discounted items?", order), {"answer": "28 days"}, 0.0, 10)
+    r = cache.lookup(_q("what is the return period on discounted items?", other))
     assert r.match is None and any("turn 1 differs" in x for x in r.rejected), r
 
 
 def test_a_rewrite_may_carry_a_negation_an_edit_may_not(home: Path) -> None:
     cache = _cache(home)
-    cache.put(_q("How do I reset my Outlook passcode?"), {"answer": "Use the reset page."}, 0.0, 10)
+    cache.put(_q("How can I reset my Outlook passcode?"), {"answer": "Use the reset page."}, 0.0, 10)
     r = cache.lookup(_q("I can't recall my Outlook passcode, how do I log back on?"))
     assert r.match is not None and "negation on one side only" in r.match.reason, r
     assert r.match.similarity >= 0.85  # judged at the configured threshold, not the rewrite one
@@ -204,7 +204,7 @@ def test_conversations_compared_turn_by_turn(home: Path) -> None:
     def later(plan: str) -> list[tuple[str, str]]:
         return [("user", "my council tax is due"),
                 ("assistant", f"Once your move is noted, would you like me to {plan}?"), *filler,
-                ("assistant", "Have you had a chance to think about what I suggested?")]
+                ("assistant", "Did you get time to consider what I suggested?")]
     cache.put(_q("sure, sounds good then", later("extend your payments to March")), {"answer": "ok"}, 0.0, 10)
     # The offer the reply accepts sits turns back; the turn just before is the same on both sides.
     assert cache.lookup(_q("sure, sounds good then", later("move your direct debit to the 28th"))).match is None
@@ -234,14 +234,14 @@ def test_eviction_by_capacity_keeps_chroma_and_sqlite_together(home: Path) -> No
 
 def test_reconcile_repairs_a_crash_between_the_two_writes(home: Path) -> None:
     cache = _cache(home)
-    k1 = cache.put(_q("How do I renew my library books?"), {"answer": "1"}, 0.0, 1)
-    k2 = cache.put(_q("Where is the lost property office?"), {"answer": "2"}, 0.0, 1)
+    k1 = cache.put(_q("How can I extend my library loans?"), {"answer": "1"}, 0.0, 1)
+    k2 = cache.put(_q("Where do I find the lost-and-found desk?"), {"answer": "2"}, 0.0, 1)
     with cache._dbh.tx() as db:  # a row lost without its vector
         db.execute("DELETE FROM cache_entries WHERE key = ?", [k1])
     cache.index.delete([k2])  # a vector lost without its row
     assert cache.reconcile() == {"removed_vectors": 1, "added_vectors": 1}
     assert _orphans(cache) == (set(), set())
-    assert cache.lookup(_q("Where is the lost property office?")).match is not None
+    assert cache.lookup(_q("Where do I find the lost-and-found desk?")).match is not None
 
 
 def test_corrupt_or_missing_chroma_dir_is_rebuilt_from_sqlite(home: Path) -> None:

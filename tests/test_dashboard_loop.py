@@ -51,7 +51,7 @@ def test_tuning_preview_shows_whatif_before_saving(engine: Any) -> None:
     no_exception(at)
     assert "request log is empty" in all_text(at)
     for p in ("How do I clean a cast iron pan?", "How should I clean a cast iron pan?",
-              "What is the tallest mountain in Africa?", "How do I clean a cast iron pan?"):
+              "Which mountain is the highest in Africa?", "How do I clean a cast iron pan?"):
         engine.ask(p)
     at = app_test("tuning")
     before = frame(at, "now", "with your change")
