@@ -113,7 +113,7 @@ def test_tuning_change_persists_after_reload(page: Any, app_url: str, e2e_home: 
     page.get_by_text("Stored values").wait_for(timeout=60_000)
     wait_idle(page)  # the what-if preview of the logged traffic renders first; edit after it
     box = page.get_by_label("Complexity thresholds", exact=True)
-    expect(box).to_have_value("0.35, 0.65")
+    expect(box).to_have_value("0.35, 0.65", timeout=60_000)
     box.fill("0.3, 0.7")
     page.get_by_role("button", name="Save").click()
     # The save's rerun replays the logged traffic for the what-if preview too: slow on a busy machine.
@@ -121,8 +121,8 @@ def test_tuning_change_persists_after_reload(page: Any, app_url: str, e2e_home: 
     page.reload()
     page.get_by_text("Stored values").wait_for(timeout=60_000)
     wait_idle(page)
-    expect(page.get_by_label("Complexity thresholds", exact=True)).to_have_value("0.3, 0.7")
-    expect(page.get_by_label("Max tokens", exact=True)).to_have_value("24")  # untouched fields kept
+    expect(page.get_by_label("Complexity thresholds", exact=True)).to_have_value("0.3, 0.7", timeout=60_000)
+    expect(page.get_by_label("Max tokens", exact=True)).to_have_value("24", timeout=60_000)  # untouched fields kept
     stored = TunablesStore(Database(Settings.from_env(e2e_home).db_path)).load()
     assert stored.complexity_thresholds == (0.3, 0.7) and stored.max_tokens == 24
     snap(page, "tuning", docs=True)
