@@ -10,7 +10,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "inferscale"
 # Lowest first. A module may import its own group and any group of a lower rank.
 LAYERS: list[set[str]] = [
-    {"errors", "types", "redact", "limits", "terminal", "blas"},
+    {"errors", "types", "redact", "limits", "terminal", "blas", "process"},
     {"settings", "inputs"},
     {"storage"},  # db.py (the runner) + schema.py (the migrations): the storage base
     {"registry", "embeddings"},

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from ..process import pid_exists
+
 URL_ENV = "INFERSCALE_CHROMA_URL"
 _held: dict[str, IO[str]] = {}  # lock path -> open file, one per process (flock is per open file)
 _held_lock = threading.Lock()
@@ -93,23 +95,13 @@ def find_url(chroma_dir: Path, wait_s: float = 0.0) -> str | None:
     while True:
         try:
             info = json.loads(server_file(chroma_dir).read_text(encoding="utf-8"))
-            if _alive(int(info["pid"])):
+            if pid_exists(int(info["pid"])):
                 return str(info["url"])
         except (OSError, ValueError, KeyError):
             pass
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.1)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _free_port() -> int:

@@ -10,6 +10,8 @@ import functools
 import os
 from pathlib import Path
 
+from ..process import pid_exists
+
 
 def _start_ticks(pid: int) -> str | None:
     try:
@@ -46,10 +48,4 @@ def alive(pid: int | None, start: str | None) -> bool:
     if Path("/proc").is_dir():
         ticks = _start_ticks(pid)
         return ticks is not None and (not start or ticks == start)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_exists(pid)
