@@ -164,9 +164,14 @@ async def run_batch(
                 totals["expected"] += 1
                 totals["correct"] += int(out["correct"])
         if on_result is not None:
+            # A printed answer is a recorded one, even if the run is killed right after.
+            await asyncio.to_thread(engine.flush)
             on_result(out)
 
-    await asyncio.gather(*(one(i) for i in items))
+    try:
+        await asyncio.gather(*(one(i) for i in items))
+    finally:  # the requests' records are written behind the answers: all of them before the summary
+        await asyncio.to_thread(engine.flush)
     n_exp = totals["expected"]
     return BatchSummary(
         requests=len(items), answered=int(totals["answered"]), failed=int(totals["failed"]),

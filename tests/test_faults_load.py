@@ -82,5 +82,6 @@ def test_a_hundred_requests_in_flight_at_once(make_engine, server) -> None:
     assert not [r for r in results if isinstance(r, BaseException)]
     assert [r.answer for r in results] == [f"echo: parallel request {i}" for i in range(100)]
     assert server.max_inflight == 100
+    assert engine.flush(timeout=60)  # `aask` answers before its rows are written
     assert engine.monitor.count("requests", "status = 'ok'") == 100
     assert engine.monitor.count("model_calls", "error_class IS NULL AND attempts = 1") == 100

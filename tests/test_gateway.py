@@ -63,6 +63,7 @@ def test_plain_client_answers_explains_and_hits_the_cache_on_repeat(gw, server) 
     assert sem.headers["x-inferscale-cache"] == "L1"
     c = sem.parse().model_extra["inferscale"]["cache"]
     assert c["matched_prompt"] == "how do tides work?" and 0 < c["similarity"] <= 1
+    assert gw.engine.flush(30)  # the gateway answers first and records behind the answer
     rows = gw.engine.database.db.execute("SELECT source, tenant FROM requests").fetchall()
     assert rows == [("gateway", "team-a")] * 3
 
@@ -171,6 +172,7 @@ def test_a_multi_model_strategy_streams_its_final_answer(gw) -> None:
     assert headers["x-inferscale-cache"] == "miss" and set(headers["x-inferscale-models"].split(",")) == {
         "fake-yes", "fake-echo"}
     info = chunks[-1].model_extra["inferscale"]
+    assert gw.engine.flush(30)
     assert _text(chunks) and _text(chunks) == gw.engine.database.db.execute(
         "SELECT answer FROM requests WHERE id = ?", [info["request_id"]]).fetchone()[0]
 
@@ -232,6 +234,7 @@ def test_malformed_bodies_are_400_in_openai_shape(gw) -> None:
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
     with pytest.raises(openai.BadRequestError, match="n=3"):
         ask(gw.client(key), "hello", n=3)
+    assert gw.engine.flush(30)
     assert gw.engine.database.db.execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 0
 
 
@@ -272,6 +275,7 @@ def test_unknown_model_404_and_failed_models_502_504_with_each_members_error(gw)
         client.chat.completions.create(model="fake-500", stream=True,
                                        messages=[{"role": "user", "content": "fail streamed"}])
     assert err.value.status_code == 502
+    assert gw.engine.flush(30)
     failed = gw.engine.database.db.execute(
         "SELECT COUNT(*) FROM requests WHERE status = 'error' AND source = 'gateway'").fetchone()[0]
     assert failed == 3
@@ -317,6 +321,7 @@ def test_no_auth_gateway_needs_no_key(make_engine) -> None:
         r = g.client("anything").chat.completions.create(
             model="fake-yes", messages=[{"role": "user", "content": "open door"}])
         assert r.choices[0].message.content == "yes"
+        assert g.engine.flush(30)
         assert g.engine.database.db.execute("SELECT tenant FROM requests").fetchone() == (None,)
     finally:
         g.stop()

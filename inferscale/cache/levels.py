@@ -8,21 +8,27 @@
 Lookup order in the engine is cheapest first: L4 exact, then L1 semantic; L2 and L3 are consulted by
 the steps that need them. Limits (entries, MB, TTL) come from the tunables on every call, so a change
 on the dashboard applies to the next request.
+
+Writes may be deferred (`put_later`, `store_later`) to a `background.WriteBehind`: the engine
+answers first and records after. Reads stay exact: an exact entry still queued is served from
+memory, and an L1 lookup waits for queued L1 writes of its own scope before it searches.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections import defaultdict
+import time
+from collections import Counter, defaultdict
 from typing import Any
 
+from ..background import WriteBehind
 from ..db import Database
 from ..embeddings import Embedder
 from ..settings import Settings, Tunables
 from .chroma_index import ChromaIndex
 from .eviction import Eviction, Limits
-from .exact import ExactCache
+from .exact import Entry, ExactCache
 from .scope import Query, build_query
 from .semantic import LookupResult, SemanticCache, Vectors
 from .verify import VerifyConfig
@@ -63,23 +69,55 @@ class CacheLevels:
     """The four levels behind one object: exact L2/L3/L4 (`get`/`put`), semantic L1
     (`lookup`/`store`), limits from the tunables on every write."""
 
-    def __init__(self, settings: Settings, database: Database, embedder: Embedder) -> None:
+    def __init__(self, settings: Settings, database: Database, embedder: Embedder,
+                 writer: WriteBehind | None = None) -> None:
         self.exact = ExactCache(database)
         self.semantic = SemanticCache(database, ChromaIndex(settings.chroma_dir), embedder)
+        self.writer = writer
         self._writes: dict[str, int] = defaultdict(int)
         self._lock = threading.Lock()
+        self._queued: dict[str, Entry] = {}  # exact entries handed to the writer, not yet in SQLite
+        self._queued_l1: Counter[str] = Counter()  # L1 stores queued, per scope
 
     # -- exact levels (L2, L3, L4) ----------------------------------------------------------------
     def get(self, key: str, tun: Tunables, max_age_s: float | None = None) -> Any:
         """`max_age_s` (a request's own TTL) narrows the level's TTL for this lookup."""
         level = key.split(":", 1)[0]
-        ttl = limits_for(tun, level).ttl_s if level in LEVELS else 0.0
-        return self.exact.get(key, ttl_s=_narrow(ttl, max_age_s))
+        ttl = _narrow(limits_for(tun, level).ttl_s if level in LEVELS else 0.0, max_age_s)
+        with self._lock:
+            queued = self._queued.get(key)
+        if queued is not None and self.writer is not None:
+            if ttl and ttl > 0 and queued.created_at < time.time() - ttl:
+                return None
+            # Counted once the entry is written (the writer keeps order): hits stay true.
+            self.writer.submit(self.exact.get, key)
+            return queued
+        return self.exact.get(key, ttl_s=ttl)
 
     def put(self, key: str, level: str, value: dict[str, Any], cost_usd: float, latency_ms: float,
             tun: Tunables, model: str | None = None) -> list[Eviction]:
         self.exact.put(key, level, value, cost_usd, latency_ms, model=model)
         return self.enforce(level, tun)
+
+    def put_later(self, key: str, level: str, value: dict[str, Any], cost_usd: float, latency_ms: float,
+                  tun: Tunables, model: str | None = None) -> None:
+        """`put` on the writer; until it is written, `get` serves the entry from memory."""
+        if self.writer is None:
+            self.put(key, level, value, cost_usd, latency_ms, tun, model)
+            return
+        entry = Entry(key, level, value, cost_usd, latency_ms, time.time(), 1)
+        with self._lock:
+            self._queued[key] = entry
+
+        def write() -> None:
+            try:
+                self.put(key, level, value, cost_usd, latency_ms, tun, model)
+            finally:
+                with self._lock:
+                    if self._queued.get(key) is entry:
+                        del self._queued[key]
+
+        self.writer.submit(write)
 
     # -- semantic level (L1) --------------------------------------------------------------------
     @staticmethod
@@ -89,6 +127,10 @@ class CacheLevels:
     def lookup(self, q: Query, tun: Tunables, vectors: Vectors | None = None,
                max_age_s: float | None = None) -> LookupResult:
         """Never raises: a broken semantic level is a miss with `error` set (and a log line)."""
+        with self._lock:
+            waiting = self._queued_l1[q.scope_key] > 0
+        if waiting and self.writer is not None:
+            self.writer.flush()  # an answer already given in this scope must be found
         try:
             return self.semantic.lookup(q, verify_config(tun),
                                         ttl_s=_narrow(limits_for(tun, "L1").ttl_s, max_age_s),
@@ -106,6 +148,26 @@ class CacheLevels:
         except Exception as exc:  # noqa: BLE001 - the answer is already computed; keep serving
             log.warning("L1 store failed: %s: %s", type(exc).__name__, exc)
             return []
+
+    def store_later(self, q: Query, value: dict[str, Any], cost_usd: float, latency_ms: float,
+                    tun: Tunables) -> None:
+        """`store` on the writer (it pays the exact embedding pass, off the response path)."""
+        if self.writer is None:
+            self.store(q, value, cost_usd, latency_ms, tun)
+            return
+        with self._lock:
+            self._queued_l1[q.scope_key] += 1
+
+        def write() -> None:
+            try:
+                self.store(q, value, cost_usd, latency_ms, tun)
+            finally:
+                with self._lock:
+                    self._queued_l1[q.scope_key] -= 1
+                    if self._queued_l1[q.scope_key] <= 0:
+                        del self._queued_l1[q.scope_key]
+
+        self.writer.submit(write)
 
     # -- eviction -------------------------------------------------------------------------------
     def enforce(self, level: str, tun: Tunables, force: bool = False) -> list[Eviction]:

@@ -206,6 +206,7 @@ async def run_experiment(engine: Any, spec: ExperimentSpec, dataset: Dataset, *,
         status = state["stopped"] or "done"
     finally:
         store.update(spec.name, status=status)
+        await asyncio.to_thread(engine.flush)  # the requests behind the rows are written behind them
     return status
 
 

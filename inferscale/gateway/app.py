@@ -86,7 +86,10 @@ def create_app(settings: Settings | None = None, *, auth: bool = True, engine: A
         eng = engine or Engine(settings or Settings.from_env())
         await asyncio.to_thread(_warm, eng)
         app.state.gateway = GatewayState(eng, KeyStore(eng.database), auth)
-        yield
+        try:
+            yield
+        finally:  # answers go out before their records are written: write them before exiting
+            await asyncio.to_thread(eng.flush)
 
     from .routes import chat, models, ops
 

@@ -17,6 +17,7 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from ..analysis import ANALYSIS_VERSION, Analyzer, analysis_from_dict
+from ..background import WriteBehind
 from ..cache import CacheLevels
 from ..cache.request import RequestScope
 from ..cache.scope import Query
@@ -77,7 +78,9 @@ class Engine:
                                  fast=fast_model(settings.models_dir, settings.embedding_backend))
         self.analyzer = Analyzer(self.embedder)
         # L1 semantic + L2/L3/L4 exact levels; `cache` stays the exact store for older callers.
-        self.levels = CacheLevels(settings, self.database, self.embedder)
+        # The bookkeeping a response need not wait for (cache writes, monitor rows), in order.
+        self.writer = WriteBehind()
+        self.levels = CacheLevels(settings, self.database, self.embedder, writer=self.writer)
         self.cache = self.levels.exact
         # Cooldowns are shared by every request of this process and persisted for `stats`.
         self.health = HealthTracker(settings.cooldown_failures, settings.cooldown_window_s,
@@ -119,8 +122,20 @@ class Engine:
 
     # -- the five steps -------------------------------------------------------------------------
     def ask(self, prompt: str, **kw: Any) -> AskResult:
-        """Sync wrapper around `aask`; safe to call from any thread."""
-        return run_sync(self.aask(prompt, **kw))
+        """Sync wrapper around `aask`; safe to call from any thread. Returns once the request's
+        cache entries and monitor rows are written, so what follows sees them."""
+        try:
+            return run_sync(self.aask(prompt, **kw))
+        finally:
+            self.writer.flush()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait for the writes of every request answered so far (`aask` returns before them)."""
+        return self.writer.flush(timeout)
+
+    def close(self) -> None:
+        """Finish the queued writes and stop the writer thread."""
+        self.writer.close()
 
     async def aask(
         self,
@@ -232,12 +247,12 @@ class Engine:
                 steps=tuple(trace.steps),
                 detail=outcome.detail,
             )
-            await asyncio.to_thread(self._finish, result, scope, l1_query, tun, cc, trace)
-            step("monitoring", t0, "request, calls, cache events and routing recorded")
+            self._finish(result, scope, l1_query, tun, cc, trace)
+            step("monitoring", t0, "request, calls, cache events and routing handed to the writer")
             return with_steps(result, trace)
         except BaseException as exc:
             msg = str(exc) if isinstance(exc, InferscaleError) else f"{type(exc).__name__}: {exc}"
-            self.monitor.fail_request(request_id, clip(msg, 500), trace.calls)
+            self.writer.submit(self.monitor.fail_request, request_id, clip(msg, 500), list(trace.calls))
             raise
 
     # -- blocking parts, each run in a worker thread ----------------------------------------------
@@ -246,7 +261,8 @@ class Engine:
                trace: Trace) -> tuple[Analysis, bool]:
         """Record the request as running, then analyse it. Complexity features are a pure function
         of the text: keep them (L2) so a repeated prompt skips the embedding model entirely."""
-        self.monitor.start_request(request_id, prompt, strategy, router, source=source, tenant=tenant)
+        self.writer.submit(self.monitor.start_request, request_id, prompt, strategy, router, source=source,
+                           tenant=tenant)
         try:
             if not (cc.read or cc.write):
                 return self.analyzer.analyze(prompt, system), False
@@ -259,11 +275,11 @@ class Engine:
             t0 = time.perf_counter()
             analysis = self.analyzer.analyze(prompt, system)
             if cc.write:
-                self.levels.put(key, "L2", asdict(analysis), 0.0, (time.perf_counter() - t0) * 1000, tun)
+                self.levels.put_later(key, "L2", asdict(analysis), 0.0, (time.perf_counter() - t0) * 1000, tun)
             return analysis, False
         except BaseException as exc:
             msg = str(exc) if isinstance(exc, InferscaleError) else f"{type(exc).__name__}: {exc}"
-            self.monitor.fail_request(request_id, clip(msg, 500), trace.calls)
+            self.writer.submit(self.monitor.fail_request, request_id, clip(msg, 500), list(trace.calls))
             raise
 
     def _lookup(self, scope: RequestScope, tun: Tunables, cc: CacheControl, trace: Trace
@@ -282,13 +298,14 @@ class Engine:
 
     def _finish(self, result: AskResult, scope: RequestScope, l1_query: Query | None, tun: Tunables,
                 cc: CacheControl, trace: Trace) -> None:
+        """Hand the request's cache entries and monitor rows to the writer (off the response path)."""
         if cc.write:
             value = result.to_json()
-            self.levels.put(scope.l4_key(), "L4", value, result.cost_usd, result.latency_ms, tun)
+            self.levels.put_later(scope.l4_key(), "L4", value, result.cost_usd, result.latency_ms, tun)
             if l1_query is not None:
-                self.levels.store(l1_query, value, result.cost_usd, result.latency_ms, tun)
-        self.monitor.finish_request(result, trace.calls, trace.cache_events, trace.saved_usd,
-                                    replay=trace.replay)
+                self.levels.store_later(l1_query, value, result.cost_usd, result.latency_ms, tun)
+        self.writer.submit(self.monitor.finish_request, result, list(trace.calls), list(trace.cache_events),
+                           trace.saved_usd, replay=trace.replay)
 
     async def _from_cache(self, request_id: str, hit: Any, analysis: Analysis, trace: Trace,
                           t_start: float, emit: Emit, level: str = "L4",
@@ -309,9 +326,9 @@ class Engine:
             members=members, cost_usd=0.0, latency_ms=(time.perf_counter() - t_start) * 1000,
             steps=tuple(trace.steps),
         )
-        await asyncio.to_thread(self.monitor.finish_request, result, [], trace.cache_events,
-                                trace.saved_usd, trace.replay)
-        trace.steps.append(StepTiming("monitoring", (time.perf_counter() - t0) * 1000, "recorded"))
+        self.writer.submit(self.monitor.finish_request, result, [], list(trace.cache_events),
+                           trace.saved_usd, trace.replay)
+        trace.steps.append(StepTiming("monitoring", (time.perf_counter() - t0) * 1000, "handed to the writer"))
         return with_steps(result, trace)
 
     def _member_caller(self, messages: list[Message], params: dict[str, Any], cc: CacheControl,
@@ -356,8 +373,7 @@ class Engine:
                 value = {k: getattr(result, k) for k in ("model", "answer", "latency_ms", "tokens_in",
                                                          "tokens_out", "cost_usd", "mean_logprob",
                                                          "truncated")}
-                await asyncio.to_thread(self.levels.put, key, "L3", value, result.cost_usd,
-                                        result.latency_ms, tun, spec.id)
+                self.levels.put_later(key, "L3", value, result.cost_usd, result.latency_ms, tun, spec.id)
             emit(Event("finished" if result.ok else "failed", model=spec.id, member=result,
                        call_id=call_id, role=role))
             return result

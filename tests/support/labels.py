@@ -76,5 +76,6 @@ def label(engine: Any, experiment: str, items: list[dict[str, str]], models: lis
     from inferscale.orchestration.runner import run_sync
 
     rows = run_sync(_label(engine, experiment, items, models))
+    engine.flush()  # the requests the rows point at are written behind the answers
     write_results(engine, rows)
     return rows

@@ -20,6 +20,9 @@ async def health(request: Request) -> dict:
 
 @router.get("/metrics")
 async def prometheus(request: Request, _tenant: Reader) -> Response:
-    # The aggregate queries scan the monitor tables: off the loop the requests share.
-    body = await asyncio.to_thread(metrics.render, request.app.state.gateway.engine.database)
+    # The aggregate queries scan the monitor tables: off the loop the requests share. Requests
+    # already answered count, though their rows are written behind the answers: wait for them.
+    engine = request.app.state.gateway.engine
+    await asyncio.to_thread(engine.flush, 10.0)
+    body = await asyncio.to_thread(metrics.render, engine.database)
     return Response(body, media_type=metrics.CONTENT_TYPE)

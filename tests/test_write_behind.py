@@ -1,0 +1,119 @@
+"""The bookkeeping written behind the answer: `Engine.aask` returns before its cache entries and
+monitor rows are written, and nothing a later request or reader relies on is lost or reordered."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pytest
+
+from inferscale.background import WriteBehind
+from inferscale.orchestration.runner import run_sync
+from tests.support.fakes import fake_model
+
+
+def test_writes_run_in_order_and_flush_waits_for_all_of_them() -> None:
+    w = WriteBehind()
+    seen: list[int] = []
+    for i in range(200):
+        w.submit(lambda i=i: (time.sleep(0.0005), seen.append(i)))
+    assert w.flush(timeout=30)
+    assert seen == list(range(200)) and w.pending == 0
+    w.close()
+    w.submit(seen.append, -1)  # after close a write runs at once, in the caller
+    assert seen[-1] == -1
+
+
+def test_a_failing_write_is_logged_and_the_next_ones_still_run(caplog) -> None:
+    w = WriteBehind()
+    done: list[str] = []
+    with caplog.at_level(logging.WARNING, logger="inferscale.background"):
+        w.submit(lambda: 1 / 0)
+        w.submit(done.append, "after")
+        assert w.flush(timeout=10)
+    assert done == ["after"] and w.failures == 1
+    assert "ZeroDivisionError" in caplog.text
+    w.close()
+
+
+def test_flush_times_out_instead_of_hanging_behind_a_stuck_write() -> None:
+    w = WriteBehind()
+    gate = threading.Event()
+    w.submit(gate.wait)
+    assert w.flush(timeout=0.2) is False and w.pending == 1
+    gate.set()
+    assert w.flush(timeout=10) and w.pending == 0
+    w.close()
+
+
+def _hold(engine) -> threading.Event:
+    """Block the engine's writer until the returned event is set."""
+    gate = threading.Event()
+    engine.writer.submit(gate.wait, 30)
+    return gate
+
+
+def _count(engine, sql: str) -> int:
+    return engine.database.db.execute(sql).fetchone()[0]
+
+
+def test_aask_answers_before_its_rows_are_written_and_they_appear_after(make_engine, server) -> None:
+    engine = make_engine(fake_model("fake-echo"))
+    gate = _hold(engine)
+    result = run_sync(engine.aask("which birds migrate furthest?", models=["fake-echo"]))
+    assert result.answer == "echo: which birds migrate furthest?"
+    assert engine.writer.pending > 1
+    assert _count(engine, f"SELECT COUNT(*) FROM requests WHERE id = '{result.request_id}'") == 0
+    gate.set()
+    assert engine.flush(timeout=30)
+    row = engine.database.db.execute("SELECT status, answer FROM requests WHERE id = ?",
+                                     [result.request_id]).fetchone()
+    assert row == ("ok", result.answer)
+    assert _count(engine, "SELECT COUNT(*) FROM model_calls") == 1
+    assert _count(engine, "SELECT COUNT(*) FROM cache_entries WHERE level = 'L4'") == 1
+
+
+def test_a_repeat_is_an_exact_hit_while_the_first_answer_is_still_queued(make_engine, server) -> None:
+    engine = make_engine(fake_model("fake-echo"))
+    gate = _hold(engine)
+    first = run_sync(engine.aask("how are pearls formed?", models=["fake-echo"]))
+    again = run_sync(engine.aask("how are pearls formed?", models=["fake-echo"]))
+    assert first.cache is None and again.cache is not None and again.cache.level == "L4"
+    assert again.answer == first.answer and server.calls["echo"] == 1
+    gate.set()
+    assert engine.flush(timeout=30)
+    # The hit is counted once the entry is written (the writer keeps the order).
+    assert _count(engine, "SELECT hits FROM cache_entries WHERE level = 'L4'") == 1
+    statuses = engine.database.db.execute("SELECT status FROM requests").fetchall()
+    assert statuses == [("ok",), ("ok",)]
+
+
+def test_a_reworded_question_waits_for_the_queued_semantic_entry_of_its_scope(make_engine, server) -> None:
+    engine = make_engine(fake_model("fake-echo"))
+    gate = _hold(engine)
+    run_sync(engine.aask("how do glaciers carve valleys?", models=["fake-echo"]))
+    threading.Timer(0.5, gate.set).start()  # the lookup must wait for it, not miss
+    t0 = time.perf_counter()
+    reworded = run_sync(engine.aask("How do glaciers carve valleys", models=["fake-echo"]))
+    assert time.perf_counter() - t0 >= 0.4
+    assert reworded.cache is not None and reworded.cache.level == "L1"
+    assert server.calls["echo"] == 1
+
+
+def test_the_sync_ask_returns_with_everything_written(make_engine, server) -> None:
+    engine = make_engine(fake_model("fake-echo"))
+    r = engine.ask("what makes a rainbow curved?", models=["fake-echo"])
+    assert engine.writer.pending == 0
+    assert _count(engine, f"SELECT COUNT(*) FROM requests WHERE id = '{r.request_id}' AND status = 'ok'") == 1
+
+
+def test_a_failed_request_is_recorded_after_its_start(make_engine, server) -> None:
+    from inferscale.errors import AllModelsFailedError
+
+    engine = make_engine(fake_model("fake-500", "fail-500"))
+    with pytest.raises(AllModelsFailedError):
+        engine.ask("will this fail?", models=["fake-500"])
+    row = engine.database.db.execute("SELECT status, error FROM requests").fetchone()
+    assert row[0] == "error" and "fake-500" in row[1]
