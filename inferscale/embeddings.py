@@ -219,6 +219,10 @@ def _load(backend: str, fast: Path | None = None) -> Any:
         return _models[key]
 
 
+FAST_MEMO_SIZE = 256  # recent prompts' approximate vectors
+FAST_MEMO_BATCH = 2  # only calls of this many texts are memoised (a prompt and its history)
+
+
 class Embedder:
     """`embed(texts) -> (n, 384) float32`, unit-normalised, with a small LRU memo."""
 
@@ -231,6 +235,9 @@ class Embedder:
         self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
         self._memo_size = memo_size
         self._states: OrderedDict[str, tuple[list[tuple[int, int]], np.ndarray]] = OrderedDict()
+        # Approximate vectors kept apart from the exact memo: the analysis and the L1 search embed
+        # the same new prompt with the fast graph one step apart, and it should run once.
+        self._fast_memo: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
     @staticmethod
@@ -284,11 +291,28 @@ class Embedder:
         exact ones); the exact `embed` when no fast graph is configured."""
         if self.fast is not None:
             try:
-                return _load(self.backend, self.fast).encode([t[:MAX_CHARS] for t in texts])
+                return self._fast_memoised(texts)
             except Exception as exc:  # noqa: BLE001 - e.g. a truncated file: only speed is lost
                 log.warning("fast embedding model %s failed, using exact vectors only: %s", self.fast, exc)
                 self.fast = None
         return self.embed(texts)
+
+    def _fast_memoised(self, texts: list[str]) -> np.ndarray:
+        assert self.fast is not None
+        keys = [self._key(t[:MAX_CHARS]) for t in texts]
+        with self._lock:
+            got = [self._fast_memo.get(k) for k in keys]
+        todo = [i for i, v in enumerate(got) if v is None]
+        if todo:
+            vecs = _load(self.backend, self.fast).encode([texts[i][:MAX_CHARS] for i in todo])
+            with self._lock:
+                for i, v in zip(todo, vecs, strict=True):
+                    got[i] = v
+                    if len(texts) <= FAST_MEMO_BATCH:  # prompts, not a bulk pass over prototypes
+                        self._fast_memo[keys[i]] = v
+                while len(self._fast_memo) > FAST_MEMO_SIZE:
+                    self._fast_memo.popitem(last=False)
+        return np.stack([v for v in got if v is not None])
 
     def span_similarity(self, a: str, spans_a: list[tuple[int, int]], b: str,
                         spans_b: list[tuple[int, int]]) -> float | None:
