@@ -107,9 +107,10 @@ def test_survives_one_member_failing(make_engine, server, name: str) -> None:
     assert result.answer == "42"
     _check_outcome(name, result)
     failed = [m for m in result.members if not m.ok]
-    # The failing model's calls fail (or are cancelled once the answer is settled); no other does.
-    assert all(m.model == "bad" and m.error_class in ("InternalServerError", FailureKind.CANCELLED)
-               for m in failed), failed
+    # The failing model's calls fail; any other failure is a straggler cancelled once the answer
+    # was settled (self-consistency stops when the majority cannot change, whoever is sampled).
+    assert all((m.model == "bad" and m.error_class == "InternalServerError")
+               or m.error_class == FailureKind.CANCELLED for m in failed), failed
     assert bool(failed) == (server.calls["fail-500"] > 0)
     if name != "tree-search":  # the search may never pick the failing action
         assert failed, "the failing model was called"
