@@ -25,6 +25,7 @@ import numpy as np
 from ..blas import single_thread
 from ..cache.chat import decide
 from ..cache.levels import limits_for, verify_config
+from ..cache.lexicon import default_lexicon
 from ..cache.semantic import HISTORY_WEIGHT
 from ..cache.turns import Candidate
 from ..cache.verify import SpanSimilarity, VerifyConfig
@@ -136,6 +137,7 @@ def replay_cache(  # noqa: C901 - one pass over the log, L4 then L1 per request,
         return [miss] * len(logged)
     cfg = verify_config(tun)
     low = _lowest_need(cfg)
+    lexicon = default_lexicon()  # what `decide` would look up per call (a settings read each time)
     l4_lim, l1_lim = limits_for(tun, "L4"), limits_for(tun, "L1")
     ttl4, ttl1, semantic = l4_lim.ttl_s, l1_lim.ttl_s, tun.semantic_enabled
     eid, ts = near.entry, [r.ts for r in logged]
@@ -167,7 +169,7 @@ def replay_cache(  # noqa: C901 - one pass over the log, L4 then L1 per request,
                 sim_hist = (min(1.0, float(np.dot(c.v_hist, r.v_hist)))
                             if c.v_hist is not None and r.v_hist is not None else None)
                 if decide(Candidate(c.last, c.history, c.exact_hash), query, sim_last, sim_hist, cfg,
-                          context).ok:
+                          context, lexicon).ok:
                     hit = j
                     break
         if hit is not None:
