@@ -7,8 +7,9 @@ message plus `semantic.HISTORY_WEIGHT` x the earlier turns, normalised: `semanti
 computed for all requests at once). What is modelled, not re-run:
   * the nearest-neighbour search: for each cache entry (a scope and a conversation, as L1 keys
     them), the K nearest entries first seen earlier in the same scope are found once (exact cosine,
-    blocked; in a scope of more than PROJECT_ABOVE entries, candidates from a PCA projection
-    re-ranked exactly), then each lookup reads the first `SemanticCache.k` of them still stored;
+    blocks of entries x all earlier entries as one product, ties to the earlier entry; in a scope of
+    more than PROJECT_ABOVE entries, candidates from a PCA projection re-ranked exactly), then each
+    lookup reads the first `SemanticCache.k` of them still stored;
   * capacity: an entry count over `cache_lN_max_entries` drops the oldest entry (the cache itself
     evicts by GDSF priority, and also by MB, which the replay does not model); TTLs are exact.
 The replay starts from an empty cache at the first replayed request.
