@@ -1,6 +1,7 @@
 """Issue 15 speed goals: the learned router's decision, the what-if replay, training.
 
     PYTHONPATH=. python bench/router.py [--quick] [--requests 100000] [--labelled 10000]
+                                        [--only decision|whatif|training ...]
 
   decision  `LearnedRouter.decide` (predict + the caller's threshold rule + the reason naming the
             neighbours or factors) with 10,000 labelled prompts x 5 models, knn and mf; the prompt's
@@ -208,7 +209,10 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     ap.add_argument("--requests", type=int, default=100_000)
     ap.add_argument("--labelled", type=int, default=10_000)
+    ap.add_argument("--only", choices=("decision", "whatif", "training"), action="append",
+                    help="run only these parts (repeatable); default: all")
     args = ap.parse_args()
+    parts = set(args.only or ("decision", "whatif", "training"))
     n_req = 5_000 if args.quick else args.requests
     n_lab = 1_000 if args.quick else args.labelled
     os.environ.setdefault("INFERSCALE_MODELS_DIR", str(REPO / "data" / "models"))
@@ -217,19 +221,23 @@ def main() -> None:
         os.environ["INFERSCALE_HOME"] = str(root / "home")
         print(f"# learned router and what-if ({os.cpu_count()} cores, shared machine: noisy)\n")
         print("| goal | measured | target | verdict |\n|---|---|---|---|")
-        for method, p50, p95 in bench_decision(root / "decision", n_lab, 300):
-            print(f"| routing decision, {method}, {n_lab:,} labelled prompts x 5 models | p50 {p50:.2f} ms"
-                  f" (p95 {p95:.2f}) | p50 <= 2 ms | {'PASS' if p50 <= 2 else 'FAIL'} |")
-        secs, rep = bench_whatif(root / "whatif", n_req)
-        print(f"| whatif over {n_req:,} logged requests ({rep['breakdown']}) | {secs:.2f} s | <= 10 s | "
-              f"{'PASS' if secs <= 10 else 'FAIL'} |")
-        for what, s in bench_training(n_lab):
-            print(f"| training {what} x 5 models | {s:.2f} s | <= 30 s | {'PASS' if s <= 30 else 'FAIL'} |")
-        e = bench_embedding(1000)
-        print(f"| (embedding 1,000 prompts with MiniLM, not in the training figure) | {e:.2f} s | info | - |")
-        print(f"\nwhatif hit rates now -> proposed: {rep['current']['hit_rate']:.3f} -> "
-              f"{rep['proposed']['hit_rate']:.3f} (L1 {rep['current']['hit_rate_by_level']['L1']:.3f} -> "
-              f"{rep['proposed']['hit_rate_by_level']['L1']:.3f})")
+        if "decision" in parts:
+            for method, p50, p95 in bench_decision(root / "decision", n_lab, 300):
+                print(f"| routing decision, {method}, {n_lab:,} labelled prompts x 5 models | p50 {p50:.2f} ms"
+                      f" (p95 {p95:.2f}) | p50 <= 2 ms | {'PASS' if p50 <= 2 else 'FAIL'} |")
+        if "whatif" in parts:
+            secs, rep = bench_whatif(root / "whatif", n_req)
+            print(f"| whatif over {n_req:,} logged requests ({rep['breakdown']}) | {secs:.2f} s | <= 10 s | "
+                  f"{'PASS' if secs <= 10 else 'FAIL'} |")
+        if "training" in parts:
+            for what, s in bench_training(n_lab):
+                print(f"| training {what} x 5 models | {s:.2f} s | <= 30 s | {'PASS' if s <= 30 else 'FAIL'} |")
+            e = bench_embedding(1000)
+            print(f"| (embedding 1,000 prompts with MiniLM, not in the training figure) | {e:.2f} s | info | - |")
+        if "whatif" in parts:
+            print(f"\nwhatif hit rates now -> proposed: {rep['current']['hit_rate']:.3f} -> "
+                  f"{rep['proposed']['hit_rate']:.3f} (L1 {rep['current']['hit_rate_by_level']['L1']:.3f} -> "
+                  f"{rep['proposed']['hit_rate_by_level']['L1']:.3f})")
 
 
 if __name__ == "__main__":

@@ -135,3 +135,40 @@ def test_training_needs_two_models_and_labels(make_engine: Any, cli: Any) -> Non
     assert "unknown router" in assert_one_line_error(cli("ask", "hi", "--router", "psychic"))
     assert "default_router" in assert_one_line_error(cli("config", "set", "default_router", "psychic"))
     assert "learned_threshold" in assert_one_line_error(cli("config", "set", "learned_threshold", "nan"))
+
+
+def test_retraining_the_router_keys_its_answers_apart(make_engine: Any) -> None:
+    """Answers routed by the learned router are cached under the stored router's version: a retrained
+    router (a new version) misses L4 and L1 and routes afresh; the same version hits."""
+    import numpy as np
+
+    from inferscale.routing import artefact
+    from inferscale.routing.training import Matrix, fit
+
+    engine = make_engine(CHEAP, STRONG)
+    prompts = ["What is 7 plus 8?", "How much is 40 plus 2?", "Spell the word 'kettle' backwards.",
+               "Write 'ladder' backwards, letter by letter."]
+    X = np.asarray(engine.embedder.embed(prompts), dtype=np.float32)
+
+    def train(cheap_right: list[float]) -> str:
+        mx = Matrix(tuple(prompts), tuple(f"p{i}" for i in range(len(prompts))), ("cheap", "strong"),
+                    np.array([[c, 1.0] for c in cheap_right], dtype=np.float32), np.array([1e-7, 5e-6]))
+        artefact.save(engine.settings.home, fit(mx, X, "knn"))
+        return artefact.current_version(engine.settings.home)
+
+    q = "What is 12 plus 9?"
+    v1 = train([1.0, 1.0, 0.0, 0.0])
+    first = engine.ask(q, router="learned")
+    assert first.cache is None and first.routing.policy == "learned" and "knn v1" in first.routing.reason
+    again = engine.ask(q, router="learned")
+    assert again.cache is not None and again.cache.level == "L4"  # the same version: a hit
+    other = engine.ask(q, router="complexity")  # another router: its own entry
+    assert other.cache is None
+    v2 = train([0.0, 0.0, 0.0, 0.0])  # retrained: the cheap model is now never trusted
+    assert v2 != v1 and v2.startswith("v2:")
+    fresh = engine.ask(q, router="learned")
+    assert fresh.cache is None, fresh.cache  # neither L4 nor L1 serves what the previous router routed
+    assert "knn v2" in fresh.routing.reason and fresh.routing.models[0] == "strong"
+    hit = engine.ask(q, router="learned")
+    assert hit.cache is not None and hit.cache.level == "L4"
+    assert engine.ask(q, router="complexity").cache.level == "L4"  # other routers are unaffected

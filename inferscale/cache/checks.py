@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from difflib import SequenceMatcher
+from functools import lru_cache
 
 from .lexicon import Lexicon
 from .textdiff import (
@@ -50,11 +51,17 @@ class Comparison:
     b_only: frozenset[str]
 
 
+@lru_cache(maxsize=4096)
+def _diff(ta: tuple[str, ...], tb: tuple[str, ...]) -> tuple[int, tuple[tuple[str, int, int, int, int], ...]]:
+    """Words matched in order and the edit, from one matcher: a comparison reads both, and a replay
+    of logged traffic compares the same pairs of short texts again and again."""
+    sm = SequenceMatcher(None, ta, tb, autojunk=False)
+    return sum(m.size for m in sm.get_matching_blocks()), tuple(sm.get_opcodes())
+
+
 def frame(pa: Profile, pb: Profile) -> float:
     """How much of the wording survives: matched words in order / words in the longer text."""
-    kept = sum(m.size for m in SequenceMatcher(None, pa.tokens, pb.tokens,
-                                               autojunk=False).get_matching_blocks())
-    return kept / max(len(pa.tokens), len(pb.tokens), 1)
+    return _diff(pa.tokens, pb.tokens)[0] / max(len(pa.tokens), len(pb.tokens), 1)
 
 
 def _pair_off(xs: set[str], ys: set[str], match) -> None:
@@ -86,9 +93,14 @@ def compare(pa: Profile, pb: Profile, similarity: float, config: VerifyConfig, *
 
 
 def surface(p: Profile) -> dict[str, str]:
-    """Each stem's first form as written, which is what the lexicon looks up."""
+    """Each stem's first form as written, which is what the lexicon looks up (read-only: memoised)."""
+    return _surface(p.tokens, p.words)
+
+
+@lru_cache(maxsize=4096)
+def _surface(tokens: tuple[str, ...], words: tuple[str, ...]) -> dict[str, str]:
     out: dict[str, str] = {}
-    for t, w in zip(p.tokens, p.words, strict=True):
+    for t, w in zip(tokens, words, strict=True):
         out.setdefault(t, w)
     return out
 
@@ -140,8 +152,8 @@ def opposites(c: Comparison) -> Opinion | None:
     return None
 
 
-def _opcodes(c: Comparison) -> list[tuple[str, int, int, int, int]]:
-    return list(SequenceMatcher(None, c.a.tokens, c.b.tokens, autojunk=False).get_opcodes())
+def _opcodes(c: Comparison) -> tuple[tuple[str, int, int, int, int], ...]:
+    return _diff(c.a.tokens, c.b.tokens)[1]
 
 
 def _polarity(c: Comparison) -> tuple[list[str], bool]:

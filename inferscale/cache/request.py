@@ -28,6 +28,9 @@ class RequestScope:
     available: tuple[str, ...]  # every available model id: a new model is a new scope
     tunables: Tunables
     namespace: str = ""
+    # The stored router the `learned` router decides with (`artefact.current_version`): a retrained
+    # router routes differently, so answers routed by the previous one are not served for it.
+    router_version: str = ""
 
     @property
     def _partition(self) -> dict[str, str]:
@@ -40,7 +43,8 @@ class RequestScope:
             "params": self.params, "strategy": self.strategy, "models": list(self.models),
             "router": self.router,
             "router_config": [t.complexity_thresholds, t.budget_usd, t.fixed_models, t.ensemble_k,
-                              *([t.learned_threshold, t.learned_lambda] if self.router == "learned" else [])],
+                              *([t.learned_threshold, t.learned_lambda, self.router_version]
+                                if self.router == "learned" else [])],
             "strategy_config": [self.strategy_config, t.call_budget],
             "available": list(self.available),
             **self._partition,

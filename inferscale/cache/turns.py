@@ -4,6 +4,7 @@ earlier turns? Lexicons and message-shape tests for `verify.decide`, no model.""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .textdiff import FRAMING, profile, stem
 
@@ -49,6 +50,7 @@ let's lets fine great perfect sounds good thanks thank you then with
 """.split())
 
 
+@lru_cache(maxsize=4096)  # a pure function of the text; a replay asks it of the same texts often
 def refers_back(text: str) -> bool:
     """Does the message point at something earlier in the chat (a pronoun, "instead", an opener
     that continues a thread), or is it too short to carry its own subject?"""

@@ -32,6 +32,7 @@ from ..providers.pricing import predicted_cost
 from ..redact import clip
 from ..registry import ModelSpec, Registry
 from ..routing import RouteRequest
+from ..routing.artefact import current_version
 from ..routing.policies import get_router, route
 from ..settings import STRATEGY_NAMES, Settings, Tunables
 from ..types import (
@@ -181,6 +182,7 @@ class Engine:
             tuple(messages), params, strategy, strat.config.model_dump(mode="json"),
             tuple(s.id for s in explicit), router_obj.name, tuple(s.id for s in candidates), tun,
             namespace=cc.namespace,
+            router_version=current_version(self.settings.home) if router_obj.name == "learned" else "",
         )
         trace = Trace()
         emit = Emit(on_event)

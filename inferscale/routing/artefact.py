@@ -239,6 +239,19 @@ _cache: dict[str, tuple[tuple[int, float], RouterModel]] = {}
 _lock = threading.Lock()
 
 
+def current_version(home: Path) -> str:
+    """Which stored router `load_cached` reads now ("" = none): its version and when its file was
+    written, so a router retrained after the folder was cleared is not taken for the old one."""
+    have = versions(home)
+    if not have:
+        return ""
+    try:
+        written = (routers_dir(home) / f"learned-v{have[-1]}.npz").stat().st_mtime_ns
+    except OSError:
+        written = 0
+    return f"v{have[-1]}:{written}"
+
+
 def load_cached(home: Path) -> RouterModel:
     """The newest version, read once per (version, file mtime) per process."""
     have = versions(home)

@@ -7,8 +7,9 @@ message plus `semantic.HISTORY_WEIGHT` x the earlier turns, normalised: `semanti
 computed for all requests at once). What is modelled, not re-run:
   * the nearest-neighbour search: for each cache entry (a scope and a conversation, as L1 keys
     them), the K nearest entries first seen earlier in the same scope are found once (exact cosine,
-    blocked; in a scope of more than PROJECT_ABOVE entries, candidates from a PCA projection
-    re-ranked exactly), then each lookup reads the first `SemanticCache.k` of them still stored;
+    blocks of entries x all earlier entries as one product, ties to the earlier entry; in a scope of
+    more than PROJECT_ABOVE entries, candidates from a PCA projection re-ranked exactly), then each
+    lookup reads the first `SemanticCache.k` of them still stored;
   * capacity: an entry count over `cache_lN_max_entries` drops the oldest entry (the cache itself
     evicts by GDSF priority, and also by MB, which the replay does not model); TTLs are exact.
 The replay starts from an empty cache at the first replayed request.
@@ -25,6 +26,7 @@ import numpy as np
 from ..blas import single_thread
 from ..cache.chat import decide
 from ..cache.levels import limits_for, verify_config
+from ..cache.lexicon import default_lexicon
 from ..cache.semantic import HISTORY_WEIGHT
 from ..cache.turns import Candidate
 from ..cache.verify import SpanSimilarity, VerifyConfig
@@ -34,6 +36,7 @@ from .log import Logged
 K_SEARCH = 32  # earlier neighbours kept per entry; a lookup reads the first k still stored
 PROJECT_ABOVE = 4096  # entries in one scope above which candidates are found in a projection
 PROJECT_DIM = 64
+EXACT_BLOCK = 512  # rows per product: a smaller block wastes less on the masked later entries
 L1_K = 4  # = SemanticCache's default k
 
 
@@ -46,12 +49,12 @@ class Served:
 @dataclass(frozen=True)
 class Near:
     """Per cache entry (a scope and a conversation: what L1 keys an entry by), its most similar
-    entries first seen earlier in the same scope, most similar first: request indices of their first
-    occurrence (-1 = none) and cosines of the search vectors. Independent of the tunables."""
+    entries first seen earlier in the same scope, most similar first (ties: the earlier entry): their
+    entry ids (-1 = none) and cosines of the search vectors. Independent of the tunables."""
 
     entry: list[int]  # request -> entry id
-    top: list[list[int]]  # entry id -> neighbour requests (first occurrences)
-    sims: list[list[float]]
+    top: np.ndarray  # entry id -> neighbour entry ids (-1 = none), (entries, K) int
+    sims: np.ndarray  # (entries, K) float32; rows are read as lists per lookup, not all converted
 
 
 def search_vectors(logged: Sequence[Logged]) -> np.ndarray:
@@ -86,22 +89,22 @@ def neighbours(logged: Sequence[Logged], k: int = K_SEARCH, block: int = 2048) -
         for ents in by_scope.values():
             if len(ents) >= 2:
                 _scope_neighbours(np.array(ents), V_all, top, sims, k, block)
-    rep = np.array(reps + [-1])
-    return Near(eid, rep[top].tolist(), sims.tolist())
+    return Near(eid, top, sims)
 
 
 def _scope_neighbours(ents: np.ndarray, V_all: np.ndarray, top: np.ndarray, sims: np.ndarray, k: int,
                       block: int) -> None:
-    """Exact top-k of earlier entries by cosine; in a scope of more than PROJECT_ABOVE entries the
-    candidates are found in a PCA projection first (PROJECT_DIM), then re-ranked exactly."""
+    """Top-k of earlier entries by cosine, ties to the earlier entry; exact, except in a scope of more
+    than PROJECT_ABOVE entries, where the candidates are found in a PCA projection first
+    (PROJECT_DIM), then re-ranked exactly."""
     V = V_all[ents]
-    W = V
-    wide = k
-    if len(ents) > PROJECT_ABOVE:
-        sample = V[:: max(1, len(V) // 2000)]
-        _, _, vt = np.linalg.svd(sample - sample.mean(axis=0), full_matrices=False)
-        W = V @ vt[:PROJECT_DIM].T
-        wide = 4 * k
+    if len(ents) <= PROJECT_ABOVE:
+        _exact_top(V, ents, top, sims, k, min(block, EXACT_BLOCK))
+        return
+    sample = V[:: max(1, len(V) // 2000)]
+    _, _, vt = np.linalg.svd(sample - sample.mean(axis=0), full_matrices=False)
+    W = V @ vt[:PROJECT_DIM].T
+    wide = 4 * k
     for a in range(1, len(ents), block):
         b = min(len(ents), a + block)
         S = W[a:b] @ W[:b].T
@@ -110,8 +113,7 @@ def _scope_neighbours(ents: np.ndarray, V_all: np.ndarray, top: np.ndarray, sims
         part = np.argpartition(-S, kk - 1, axis=1)[:, :kk]
         ok = np.isfinite(np.take_along_axis(S, part, axis=1))
         # re-rank the candidates on the exact vectors
-        ps = np.einsum("rd,rcd->rc", V[a:b], V[part]) if W is not V else np.take_along_axis(S, part, axis=1)
-        ps = np.where(ok, ps, -np.inf)
+        ps = np.where(ok, np.einsum("rd,rcd->rc", V[a:b], V[part]), -np.inf)
         order = np.argsort(-ps, axis=1, kind="stable")[:, :k]
         part = np.take_along_axis(part, order, axis=1)
         ps = np.take_along_axis(ps, order, axis=1)
@@ -119,6 +121,31 @@ def _scope_neighbours(ents: np.ndarray, V_all: np.ndarray, top: np.ndarray, sims
         n = part.shape[1]
         top[rows, :n] = np.where(np.isfinite(ps), ents[part], -1)
         sims[rows, :n] = ps
+
+
+def _exact_top(V: np.ndarray, ents: np.ndarray, top: np.ndarray, sims: np.ndarray, k: int, block: int) -> None:
+    """A block of entries x every entry up to the block's end as one product, later ones masked; per
+    row the k-th largest similarity by partition, then every candidate at or above it (all of a tie)
+    sorted by similarity, then by arrival: the same as sorting all earlier entries."""
+    n = len(ents)
+    later = np.triu(np.ones((block, block), dtype=bool))  # within the diagonal block: self and later
+    for a in range(0, n, block):
+        b = min(n, a + block)
+        S = V[a:b] @ V[:b].T
+        S[:, a:b][later[: b - a, : b - a]] = -np.inf
+        kk = min(k, b)
+        kth = np.partition(S, b - kk, axis=1)[:, b - kk]
+        # at or above the k-th, never a masked entry (a row with fewer than k earlier has kth = -inf)
+        ri, ci = np.nonzero(np.maximum(kth, np.finfo(S.dtype).min)[:, None] <= S)
+        vals = S[ri, ci]
+        order = np.lexsort((ci, -vals, ri))
+        ri, ci, vals = ri[order], ci[order], vals[order]
+        starts = np.searchsorted(ri, np.arange(b - a))
+        pos = np.arange(len(ri)) - starts[ri]
+        keep = pos < k
+        rows = ents[a + ri[keep]]
+        top[rows, pos[keep]] = ents[ci[keep]]
+        sims[rows, pos[keep]] = vals[keep]
 
 
 def _lowest_need(cfg: VerifyConfig) -> float:
@@ -136,12 +163,16 @@ def replay_cache(  # noqa: C901 - one pass over the log, L4 then L1 per request,
         return [miss] * len(logged)
     cfg = verify_config(tun)
     low = _lowest_need(cfg)
+    lexicon = default_lexicon()  # what `decide` would look up per call (a settings read each time)
     l4_lim, l1_lim = limits_for(tun, "L4"), limits_for(tun, "L1")
     ttl4, ttl1, semantic = l4_lim.ttl_s, l1_lim.ttl_s, tun.semantic_enabled
     eid, ts = near.entry, [r.ts for r in logged]
     l4: OrderedDict[str, int] = OrderedDict()  # L4 key -> index of the request that stored it
     l1: OrderedDict[int, int] = OrderedDict()  # entry id (scope, conversation) -> index of its request
     out: list[Served] = []
+    # An exact repeat of a request served from L1 looks the same candidates up again (a hit stores
+    # nothing): the verdict is a function of the two conversations and the two similarities.
+    verdicts: dict[tuple[int, int, float, float | None], bool] = {}
     for i, r in enumerate(logged):
         src = l4.get(r.l4_key)
         if src is not None and not (ttl4 > 0 and ts[src] < ts[i] - ttl4):
@@ -150,8 +181,8 @@ def replay_cache(  # noqa: C901 - one pass over the log, L4 then L1 per request,
         hit = None
         if semantic:
             seen = 0
-            query = Candidate(r.last, r.history, r.exact_hash)
-            for j, s in _stored(eid[i], l1, eid, near):
+            query = None
+            for j, s in _stored(eid[i], l1, near):
                 seen += 1
                 if seen > L1_K:
                     break
@@ -166,8 +197,13 @@ def replay_cache(  # noqa: C901 - one pass over the log, L4 then L1 per request,
                     continue
                 sim_hist = (min(1.0, float(np.dot(c.v_hist, r.v_hist)))
                             if c.v_hist is not None and r.v_hist is not None else None)
-                if decide(Candidate(c.last, c.history, c.exact_hash), query, sim_last, sim_hist, cfg,
-                          context).ok:
+                key = (j, eid[i], sim_last, sim_hist)
+                ok = verdicts.get(key)
+                if ok is None:
+                    query = query or Candidate(r.last, r.history, r.exact_hash)
+                    ok = verdicts[key] = decide(Candidate(c.last, c.history, c.exact_hash), query, sim_last,
+                                                sim_hist, cfg, context, lexicon).ok
+                if ok:
                     hit = j
                     break
         if hit is not None:
@@ -180,15 +216,15 @@ def replay_cache(  # noqa: C901 - one pass over the log, L4 then L1 per request,
     return out
 
 
-def _stored(own: int, l1: dict[int, int], eid: list[int], near: Near) -> Iterator[tuple[int, float]]:
+def _stored(own: int, l1: dict[int, int], near: Near) -> Iterator[tuple[int, float]]:
     """Stored entries nearest first, as (request index, similarity): the entry of this very
     conversation (similarity 1), then the neighbours still stored (not hits, not evicted)."""
     if own in l1:
         yield l1[own], 1.0
-    for first, s in zip(near.top[own], near.sims[own], strict=True):
-        if first < 0:
+    for e, s in zip(near.top[own].tolist(), near.sims[own].tolist(), strict=True):
+        if e < 0:
             return
-        j = l1.get(eid[first])
+        j = l1.get(e)
         if j is not None:
             yield j, s
 

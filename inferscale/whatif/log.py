@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -57,6 +58,7 @@ def read_log(database: Database, embedder: Embedder | None, since: float | None 
         f" FROM request_log l JOIN requests r ON r.id = l.request_id AND r.status = 'ok' {where}"
         " ORDER BY l.ts, l.rowid", [since] if since is not None else []).fetchall()
     _fill_vectors(database, embedder, rows)
+    ids = lru_cache(maxsize=1024)(lambda s: tuple(json.loads(s)))  # model lists repeat: parse each once
     out = []
     for r in rows:
         vl = np.frombuffer(r[8], dtype=np.float32) if r[8] is not None else None
@@ -69,8 +71,8 @@ def read_log(database: Database, embedder: Embedder | None, since: float | None 
             analysis=Analysis(score=float(r[11] or 0.0), domain=r[12] or "chat", tokens=int(r[10] or 1),
                               capability=r[13] or "chat", breakdown=()),
             strategy=r[14] or "single", router=r[15] or "complexity",
-            explicit=tuple(json.loads(r[16])) if r[16] else (),
-            answer=r[17] or "", models=tuple(json.loads(r[18] or "[]")),
+            explicit=ids(r[16]) if r[16] else (),
+            answer=r[17] or "", models=ids(r[18] or "[]"),
             cost_usd=float(r[19] or 0.0) if not r[21] else float(r[23] or 0.0), latency_ms=float(r[20] or 0.0),
             tokens_out=int(r[22] or 0),
         ))

@@ -1,0 +1,104 @@
+"""The what-if replay's blocked neighbour search gives the same neighbours, and so the same hits, as
+the straightforward search (every earlier entry of the scope compared one by one, sorted by
+similarity, ties to the earlier entry).
+
+The vectors are random but exactly representable: four coordinates of 0.5 with random signs, so
+every cosine is a multiple of 0.25 whatever the order of summation. That makes ties common (at the
+K-th neighbour too) and puts similarities exactly on the thresholds the tunables set."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from inferscale.settings import Tunables
+from inferscale.types import Analysis
+from inferscale.whatif.cache_replay import K_SEARCH, Near, neighbours, replay_cache, search_vectors
+from inferscale.whatif.log import Logged
+
+DIM = 12
+# Own sentences: the same words (served from the floor), an added word, a changed number (rejected).
+TEXTS = (
+    "how do I descale the kettle in my kitchen",
+    "how do I descale the kettle in my kitchen quickly",
+    "what time does the ferry to pier 12 leave on sunday",
+    "what time does the ferry to pier 14 leave on sunday",
+    "which bulb fits the lamp on my porch",
+)
+HISTORY = "user: I rent a flat with a small kitchen\x1eassistant: Noted."
+
+
+def synthetic_log(n: int, seed: int) -> list[Logged]:
+    rng = np.random.default_rng(seed)
+    uniques: list[tuple[np.ndarray, str, bool]] = []
+    out = []
+    an = Analysis(0.3, "chat", 10, "chat", ())
+    for i in range(n):
+        if uniques and rng.random() < 0.25:  # an exact repeat of an earlier conversation
+            u = int(rng.integers(0, len(uniques)))
+        else:
+            v = np.zeros(DIM, dtype=np.float32)
+            v[rng.choice(DIM, 4, replace=False)] = rng.choice([-0.5, 0.5], 4)
+            uniques.append((v, TEXTS[int(rng.integers(0, len(TEXTS)))], bool(rng.random() < 0.2)))
+            u = len(uniques) - 1
+        v, text, chat = uniques[u]
+        scope = f"S:{u % 2}"
+        out.append(Logged(
+            request_id=f"r{i}", ts=1000.0 + i, prompt=text, scope=scope, l4_key=f"L4:{scope}:{u}", last=text,
+            # A chat's history vector is its last message's: the search vector stays exact (= v).
+            history=HISTORY if chat else "", exact_hash=f"x{u}", v_last=v, v_hist=v if chat else None,
+            analysis=an, strategy="single", router="complexity", explicit=(), answer=f"answer {u}",
+            models=("m0",), cost_usd=1e-5, latency_ms=100.0, tokens_out=10))
+    return out
+
+
+def straightforward(logged: list[Logged], k: int = K_SEARCH) -> Near:
+    """Each entry against every earlier entry of its scope, one at a time, in float64."""
+    entry_of: dict[tuple[str, str], int] = {}
+    first: list[int] = []
+    eid = []
+    for i, r in enumerate(logged):
+        e = entry_of.setdefault((r.scope, r.exact_hash), len(first))
+        if e == len(first):
+            first.append(i)
+        eid.append(e)
+    V = search_vectors([logged[i] for i in first]).astype(np.float64)
+    top = np.full((len(first), k), -1, dtype=np.int64)
+    sims = np.full((len(first), k), -np.inf, dtype=np.float32)
+    for e, i in enumerate(first):
+        earlier = [(-float(V[e] @ V[d]), d) for d in range(e) if logged[first[d]].scope == logged[i].scope]
+        for col, (neg, d) in enumerate(sorted(earlier)[:k]):
+            top[e, col], sims[e, col] = d, -neg
+    return Near(eid, top, sims)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_blocked_neighbours_equal_the_straightforward_search(seed: int) -> None:
+    logged = synthetic_log(300, seed)
+    assert np.array_equal(search_vectors(logged), np.stack([r.v_last for r in logged]))  # exact inputs
+    ref = straightforward(logged)
+    full = (ref.top >= 0).all(axis=1).sum()
+    assert full > 50  # many entries have more earlier neighbours than are kept: the K-th tie matters
+    for block in (2048, 37):  # one product per scope, and many blocks with a diagonal in each
+        near = neighbours(logged, block=block)
+        assert near.entry == ref.entry
+        assert np.array_equal(near.top, ref.top)
+        assert np.array_equal(near.sims, ref.sims)
+
+
+@pytest.mark.parametrize("knobs", [
+    {},  # the defaults
+    {"semantic_threshold": 0.75, "semantic_floor": 0.5, "semantic_qualifier_threshold": 0.75},  # on the ties
+    {"semantic_floor": 0.25, "cache_l1_max_entries": 15, "cache_l4_max_entries": 20},  # eviction
+    {"semantic_floor": 0.25, "cache_l1_ttl_s": 40.0, "cache_l4_ttl_s": 25.0},  # expiry
+])
+def test_fast_replay_gives_the_hits_of_the_straightforward_one(knobs: dict) -> None:
+    logged = synthetic_log(300, 7)
+    tun = replace(Tunables(), **knobs)
+    fast = replay_cache(logged, tun, neighbours(logged, block=64))
+    slow = replay_cache(logged, tun, straightforward(logged))
+    assert fast == slow
+    levels = {s.level for s in fast}
+    assert {"L4", "L1", None} <= levels  # every outcome occurs, so the comparison says something
