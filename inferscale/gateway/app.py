@@ -88,11 +88,11 @@ def create_app(settings: Settings | None = None, *, auth: bool = True, engine: A
         app.state.gateway = GatewayState(eng, KeyStore(eng.database), auth)
         yield
 
-    from .routes import chat, models, ops
+    from .routes import chat, feedback, models, ops
 
     app = FastAPI(title="inferscale gateway", version="1", lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url="/openapi.json")
-    for r in (chat.router, models.router, ops.router):
+    for r in (chat.router, models.router, ops.router, feedback.router):
         app.include_router(r)
     for exc in (errors.GatewayError, RequestValidationError, StarletteHTTPException, InferscaleError,
                 Exception):
