@@ -58,7 +58,7 @@ def _listening(port: int) -> bool:
         return False
 
 
-def one_run(home: Path, backend: str, timeout_s: float, repo: Path) -> dict[str, Any]:
+def one_run(home: Path, backend: str, timeout_s: float, repo: Path, poll_s: float) -> dict[str, Any]:
     env, key = prepare_home(home, backend, repo)
     port = _port()
     url = f"http://127.0.0.1:{port}"
@@ -84,7 +84,7 @@ def one_run(home: Path, backend: str, timeout_s: float, repo: Path) -> dict[str,
                 if r is not None and r.status_code == 200 and r.json().get("ready", True):
                     out["ready_s"] = time.perf_counter() - t0
                     break
-            time.sleep(0.05)
+            time.sleep(poll_s)
         else:
             raise RuntimeError(f"serve was not ready within {timeout_s} s")
         r = httpx.post(url + "/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
@@ -103,6 +103,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--timeout-s", type=float, default=300)
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--poll-ms", type=float, default=50, help="how often /health is probed")
     ap.add_argument("--repo", action="append", type=Path,
                     help="run serve from this checkout (repeat to alternate between checkouts, "
                          "e.g. before/after a change under the same load); default: this one")
@@ -113,10 +114,11 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-serve-startup-"))
     runs: list[dict[str, Any]] = []
     try:
-        for i in range(args.runs):
+        for _ in range(args.runs):
             for repo in repos:
                 load = os.getloadavg()[0]
-                r = one_run(work / f"home{len(runs)}", f"http://127.0.0.1:{bport}/v1", args.timeout_s, repo)
+                r = one_run(work / f"home{len(runs)}", f"http://127.0.0.1:{bport}/v1", args.timeout_s, repo,
+                            args.poll_ms / 1000)
                 r |= {"loadavg_1m": load, "repo": str(repo)}
                 runs.append(r)
             print(json.dumps(r), flush=True)
