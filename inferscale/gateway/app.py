@@ -5,10 +5,13 @@ its configuration comes from the environment `inferscale serve` sets."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI
@@ -21,6 +24,7 @@ from . import errors
 from .keys import KeyStore
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
+log = logging.getLogger("inferscale.gateway")
 AUTH_ENV = "INFERSCALE_GATEWAY_AUTH"  # "0" = --no-auth (serve checks the host is loopback)
 
 
@@ -29,6 +33,9 @@ class GatewayState:
     engine: Any
     keys: KeyStore
     auth: bool
+    # Set once the worker is warm (litellm, the embedding graphs, the L1 index): /health says 503
+    # until then. Requests are served meanwhile; they wait for whatever part they need.
+    ready: threading.Event = field(default_factory=threading.Event)
 
 
 class BodyLimit:
@@ -84,18 +91,20 @@ def create_app(settings: Settings | None = None, *, auth: bool = True, engine: A
         from ..orchestration.engine import Engine
 
         eng = engine or Engine(settings or Settings.from_env())
-        await asyncio.to_thread(_warm, eng)
-        app.state.gateway = GatewayState(eng, KeyStore(eng.database), auth)
+        state = app.state.gateway = GatewayState(eng, KeyStore(eng.database), auth)
+        # Warm after the socket is listening, not before: importing litellm alone is most of a
+        # start (seconds, tens of seconds on a loaded machine), and a probe can tell "up" from "warm".
+        threading.Thread(target=_warm, args=(eng, state.ready), name="gateway-warm-up", daemon=True).start()
         try:
             yield
         finally:  # answers go out before their records are written: write them before exiting
             await asyncio.to_thread(eng.flush)
 
-    from .routes import chat, models, ops
+    from .routes import chat, feedback, models, ops
 
     app = FastAPI(title="inferscale gateway", version="1", lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url="/openapi.json")
-    for r in (chat.router, models.router, ops.router):
+    for r in (chat.router, models.router, ops.router, feedback.router):
         app.include_router(r)
     for exc in (errors.GatewayError, RequestValidationError, StarletteHTTPException, InferscaleError,
                 Exception):
@@ -104,12 +113,19 @@ def create_app(settings: Settings | None = None, *, auth: bool = True, engine: A
     return app
 
 
-def _warm(engine: Any) -> None:
-    """Load the embedding model and litellm before the first request, not during it (~8 s cold)."""
-    from ..providers.llm import litellm_module
-
-    litellm_module(engine.settings)
-    engine.embedder.embed(["warm-up"])
+def _warm(engine: Any, ready: threading.Event) -> None:
+    """Load what a first request would otherwise wait for (litellm, the analysis and both
+    embedding graphs, the L1 index's client), then mark the worker ready. Warming is only an
+    optimisation: a part that fails is loaded (or fails) again by the request that needs it."""
+    t0 = time.perf_counter()
+    try:
+        engine.warm_up(background=False)
+        engine.levels.semantic.index.count()  # imports chromadb and connects to the L1 index
+    except Exception as exc:  # noqa: BLE001 - IndexUnavailable: L1 is skipped per request anyway
+        log.warning("warm-up incomplete: %s: %s", type(exc).__name__, exc)
+    finally:
+        ready.set()
+        log.info("gateway worker %d warm after %.1f s", os.getpid(), time.perf_counter() - t0)
 
 
 def factory() -> FastAPI:

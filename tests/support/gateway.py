@@ -57,6 +57,18 @@ class Gateway:
         self.keys = KeyStore(engine.database)
         self.thread = GatewayThread(create_app(engine=engine, auth=auth)).start()
         self.url, self.base_url = self.thread.url, self.thread.base_url
+        self.wait_ready()
+
+    def wait_ready(self, timeout_s: float = 120) -> None:
+        """Wait for /health to say ready (the worker warms up after it starts listening), as a
+        deployment's readiness probe would; tests then start from a warm worker."""
+        import httpx
+
+        deadline = time.monotonic() + timeout_s
+        while httpx.get(self.url + "/health", timeout=10).status_code != 200:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the gateway did not become ready")
+            time.sleep(0.05)
 
     def key(self, name: str, budget_usd: float | None = None) -> str:
         return self.keys.create(name, budget_usd)[1]

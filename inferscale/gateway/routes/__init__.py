@@ -1,1 +1,1 @@
-"""One router module per resource: chat completions, models, and health/metrics."""
+"""One router module per resource: chat completions, models, health/metrics, feedback."""

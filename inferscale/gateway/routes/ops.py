@@ -1,10 +1,11 @@
-"""GET /health (no key: load balancers probe it) and GET /metrics (Prometheus text)."""
+"""GET /health (no key: load balancers probe it; 503 until warm) and GET /metrics (Prometheus text)."""
 
 from __future__ import annotations
 
 import asyncio
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 
 from .. import metrics
 from ..auth import Reader
@@ -13,9 +14,14 @@ router = APIRouter()
 
 
 @router.get("/health")
-async def health(request: Request) -> dict:
+async def health(request: Request) -> Response:
+    # 503 while the worker warms up (litellm, embeddings, L1 index): a readiness probe then waits
+    # for a worker that answers at full speed, though requests sent meanwhile are served too.
     state = request.app.state.gateway
-    return {"status": "ok", "auth": state.auth, "models": len(state.engine.registry.available())}
+    ready = state.ready.is_set()
+    body = {"status": "ok" if ready else "warming", "ready": ready, "auth": state.auth,
+            "models": len(state.engine.registry.available())}
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 @router.get("/metrics")
