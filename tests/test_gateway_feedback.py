@@ -139,3 +139,17 @@ def test_without_auth_any_request_can_be_rated(make_engine) -> None:
         assert post(g, None, {"request_id": "missing", "rating": "good"}).status_code == 404
     finally:
         g.stop()
+
+
+def test_feedback_sent_the_moment_the_answer_arrives_finds_its_request(gw) -> None:
+    import threading
+
+    key = gw.key("quick")
+    gate = threading.Event()
+    gw.engine.writer.submit(gate.wait, 30)  # the request's row is still queued when the answer arrives
+    rid = answered(gw, key, "how long do tortoises live?")
+    assert gw.engine.writer.pending > 1
+    threading.Timer(0.3, gate.set).start()
+    r = post(gw, key, {"request_id": rid, "rating": "good"})
+    assert r.status_code == 200, r.text
+    assert [f.rating for f in FeedbackStore(gw.engine.database).for_request(rid)] == ["good"]
