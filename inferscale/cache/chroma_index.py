@@ -163,12 +163,20 @@ class ChromaIndex:
             return col
 
     def _call(self, what: str, fn: Any) -> Any:
-        try:
-            return fn()
-        except IndexUnavailable:
-            raise
-        except Exception as exc:  # noqa: BLE001 - reported as one clear error class
-            raise IndexUnavailable(f"Chroma {what} failed: {type(exc).__name__}: {exc}") from exc
+        for attempt in (1, 2):
+            try:
+                return fn()
+            except IndexUnavailable:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reported as one clear error class
+                # A Chroma server creates a new collection's segment tables on first use; two
+                # workers touching it at once make one of them fail with "already exists". Once
+                # the other has finished the call works.
+                if attempt == 1 and "already exists" in str(exc):
+                    time.sleep(0.05)
+                    continue
+                raise IndexUnavailable(f"Chroma {what} failed: {type(exc).__name__}: {exc}") from exc
+        raise AssertionError("unreachable")
 
     def add(self, ids: list[str], vectors: np.ndarray, scopes: list[str]) -> None:
         if not ids:
