@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from ..process import pid_exists
+from ..process import die_with_parent, pid_exists
 
 URL_ENV = "INFERSCALE_CHROMA_URL"
 _held: dict[str, IO[str]] = {}  # lock path -> open file, one per process (flock is per open file)
@@ -136,7 +136,8 @@ class ChromaServer:
         env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
         self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter's chroma
             [*cmd, "run", "--path", str(self.chroma_dir), "--host", "127.0.0.1", "--port", str(port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
+            preexec_fn=die_with_parent)
         deadline = time.monotonic() + timeout_s
         while not _healthy(self.url):
             if self.proc.poll() is not None or time.monotonic() > deadline:
