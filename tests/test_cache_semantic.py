@@ -256,9 +256,13 @@ def test_corrupt_or_missing_chroma_dir_is_rebuilt_from_sqlite(home: Path) -> Non
     r = reopened.lookup(_q("How do I change my smart meter display PIN?"))
     assert r.match is not None and r.error is None
     assert any(p.name.startswith("chroma.broken-") for p in home.iterdir())
-    # a missing directory: rebuilt the same way
+    # a missing directory at the next start: rebuilt the same way. A start is a new process; in this
+    # one, Chroma keeps a system per path until told to forget it, whenever `reopened` is collected.
     import shutil
 
+    reopened._dbh.close()
+    del reopened
+    _forget_system(chroma)
     shutil.rmtree(chroma)
     again = _cache(home)
     assert again.lookup(_q("How do I change my smart meter display PIN?")).match is not None
