@@ -138,7 +138,8 @@ def test_kill_9_mid_batch_leaves_a_consistent_database(make_engine, server, tmp_
     again = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ), timeout=300)
     assert again.returncode == 0, again.stderr
     summary = json.loads(again.stdout.splitlines()[-1])["summary"]
-    assert summary["answered"] == n and summary["failed"] == 0
+    assert summary["answered"] == n and summary["failed"] == 0, \
+        [line for line in again.stdout.splitlines() if '"error"' in line][:3]
     with sqlite3.connect(db_path) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         _assert_no_half_finished_request_is_complete(db)
@@ -156,11 +157,15 @@ def test_kill_9_mid_batch_leaves_a_consistent_database(make_engine, server, tmp_
 
 def _assert_no_half_finished_request_is_complete(db: sqlite3.Connection) -> None:
     # A complete request has its answer, its routing decision and its model calls (or the cache
-    # hit that replaced them), written in one transaction; an interrupted one has none of them.
+    # hit that replaced them: the final result's level, or each member's L3 hit — a request the
+    # killed run had called the model for is answered from its L3 entry on the restart), written
+    # in one transaction; an interrupted one has none of them.
     assert db.execute(
         "SELECT COUNT(*) FROM requests r WHERE status = 'ok' AND (answer IS NULL"
         " OR NOT EXISTS (SELECT 1 FROM routing_decisions d WHERE d.request_id = r.id)"
-        " OR (cache_level IS NULL AND NOT EXISTS (SELECT 1 FROM model_calls c WHERE c.request_id = r.id)))"
+        " OR (cache_level IS NULL AND NOT EXISTS (SELECT 1 FROM model_calls c WHERE c.request_id = r.id)"
+        "     AND NOT EXISTS (SELECT 1 FROM cache_events e WHERE e.request_id = r.id AND e.level = 'L3'"
+        "                     AND e.hit = 1)))"
     ).fetchone()[0] == 0
     assert db.execute(
         "SELECT COUNT(*) FROM requests r WHERE status = 'running' AND (answer IS NOT NULL"

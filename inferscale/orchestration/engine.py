@@ -263,8 +263,9 @@ class Engine:
                trace: Trace) -> tuple[Analysis, bool]:
         """Record the request as running, then analyse it. Complexity features are a pure function
         of the text: keep them (L2) so a repeated prompt skips the embedding model entirely."""
-        self.writer.submit(self.monitor.start_request, request_id, prompt, strategy, router, source=source,
-                           tenant=tenant)
+        # Written now, not behind: a request that started is on record even if the process dies
+        # before it ends (it then shows as interrupted). Only what follows the answer is deferred.
+        self.monitor.start_request(request_id, prompt, strategy, router, source=source, tenant=tenant)
         try:
             if not (cc.read or cc.write):
                 return self.analyzer.analyze(prompt, system), False
