@@ -53,6 +53,7 @@ from .strategies import STRATEGIES, Budget, ExecContext, build_strategy
 from .strategies.base import CallFn
 
 log = logging.getLogger(__name__)
+ASK_FLUSH_WAIT_S = 120.0  # how long the sync `ask` waits for its records before returning anyway
 
 
 class Engine:
@@ -128,7 +129,9 @@ class Engine:
         try:
             return run_sync(self.aask(prompt, **kw))
         finally:
-            self.writer.flush()
+            # Bounded: a stuck store (a hung Chroma server) must not hang the caller with its answer.
+            if not self.writer.flush(ASK_FLUSH_WAIT_S):
+                log.warning("the request's records are still being written after %.0f s", ASK_FLUSH_WAIT_S)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait for the writes of every request answered so far (`aask` returns before them)."""
