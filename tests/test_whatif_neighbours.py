@@ -15,7 +15,7 @@ import pytest
 
 from inferscale.settings import Tunables
 from inferscale.types import Analysis
-from inferscale.whatif.cache_replay import K_SEARCH, Near, neighbours, replay_cache, search_vectors
+from inferscale.whatif.cache_replay import K_SEARCH, Near, entries, neighbours, replay_cache, search_vectors
 from inferscale.whatif.log import Logged
 
 DIM = 12
@@ -56,14 +56,7 @@ def synthetic_log(n: int, seed: int) -> list[Logged]:
 
 def straightforward(logged: list[Logged], k: int = K_SEARCH) -> Near:
     """Each entry against every earlier entry of its scope, one at a time, in float64."""
-    entry_of: dict[tuple[str, str], int] = {}
-    first: list[int] = []
-    eid = []
-    for i, r in enumerate(logged):
-        e = entry_of.setdefault((r.scope, r.exact_hash), len(first))
-        if e == len(first):
-            first.append(i)
-        eid.append(e)
+    eid, first = entries(logged)  # the grouping is shared; the search is what is checked
     V = search_vectors([logged[i] for i in first]).astype(np.float64)
     top = np.full((len(first), k), -1, dtype=np.int64)
     sims = np.full((len(first), k), -np.inf, dtype=np.float32)

@@ -86,7 +86,7 @@ class CacheLevels:
         ttl = _narrow(limits_for(tun, level).ttl_s if level in LEVELS else 0.0, max_age_s)
         with self._lock:
             queued = self._queued.get(key)
-        if queued is not None and self.writer is not None:
+        if queued is not None and self.writer is not None:  # (queued implies a writer; for the type checker)
             if ttl and ttl > 0 and queued.created_at < time.time() - ttl:
                 return None
             # Counted once the entry is written (the writer keeps order): hits stay true.

@@ -69,15 +69,22 @@ def search_vectors(logged: Sequence[Logged]) -> np.ndarray:
     return L
 
 
-def neighbours(logged: Sequence[Logged], k: int = K_SEARCH, block: int = 2048) -> Near:
+def entries(logged: Sequence[Logged]) -> tuple[list[int], list[int]]:
+    """(entry id of each request, index of each entry's first request): requests with the same
+    scope and exact text are one cache entry."""
     entry_of: dict[tuple[str, str], int] = {}
-    reps: list[int] = []  # entry id -> index of its first request
+    reps: list[int] = []
     eid = []
     for i, r in enumerate(logged):
         e = entry_of.setdefault((r.scope, r.exact_hash), len(reps))
         if e == len(reps):
             reps.append(i)
         eid.append(e)
+    return eid, reps
+
+
+def neighbours(logged: Sequence[Logged], k: int = K_SEARCH, block: int = 2048) -> Near:
+    eid, reps = entries(logged)
     m = len(reps)
     top = np.full((m, k), -1, dtype=np.int64)
     sims = np.full((m, k), -np.inf, dtype=np.float32)
