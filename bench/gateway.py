@@ -79,6 +79,8 @@ def start_inferscale(home: Path, backend: str, behaviour: str, port: int) -> tup
     home.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "INFERSCALE_HOME": str(home), "PYTHONPATH": str(REPO), "BENCH_KEY": "unused"}
     env.pop("INFERSCALE_CHROMA_URL", None)
+    if (REPO / "data" / "models").is_dir():  # the set-up model files (fast graph, lexicon), as a user has
+        env.setdefault("INFERSCALE_MODELS_DIR", str(REPO / "data" / "models"))
     (home / "models.yaml").write_text(json.dumps({"models": [{
         "id": MODEL, "model": f"openai/{behaviour}", "api_base": backend, "api_key_env": "BENCH_KEY",
         "input_price_per_1m": 1.0, "output_price_per_1m": 2.0}]}))

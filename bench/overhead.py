@@ -7,6 +7,7 @@ inferscale's own event loop so all of them share litellm's pooled HTTP client:
   call_model  `inferscale.providers.llm.call_model(...)` alone (timeout, retry wrapper, cost)
   engine-c    `Engine.aask(prompt, models=[echo])`, cache on, a prompt never seen before: every
               level is looked up and misses, then written (the goal's case)
+  engine-cn   the same on a second engine whose writer thread keeps full priority (`nice=0`)
   engine      `Engine.aask(prompt, models=[echo], use_cache=False)` with a prompt never seen before,
               so the analysis pays a real embedding pass (the normal case for a new prompt)
   engine-r    the same with one repeated prompt: the embedder's in-process memo answers, so the
@@ -29,18 +30,24 @@ from bench.common import ECHO_ID, Env, Goal, ms, p50, p95, rotated, table
 
 GOAL_MS = 5.0
 STEPS = ("analysis", "cache", "routing", "execution", "monitoring")
-VARIANTS = ("bare", "call_model", "engine-c", "engine", "engine-r")
+VARIANTS = ("bare", "call_model", "engine-c", "engine-cn", "engine", "engine-r")
 TOPICS = ("cats", "tax law", "rust lifetimes", "baking bread", "the moon landing", "jazz", "prime numbers",
           "sailing", "volcanoes", "chess openings")
 
 
 def run(env: Env) -> list[Goal]:  # noqa: C901 - a benchmark script, read top to bottom
+    from inferscale.background import WriteBehind
+    from inferscale.embeddings import run_in_background
     from inferscale.orchestration.runner import run_sync
     from inferscale.providers.llm import call_kwargs, call_model, litellm_module
+    from inferscale.types import CacheControl
 
     n = 120 if env.quick else 400
     warm = 15
     engine = env.engine("overhead", echo=True)
+    full_priority = env.engine("overhead-nice0", echo=True)
+    full_priority.writer = full_priority.levels.writer = WriteBehind(
+        on_start=run_in_background, nice=0)
     settings = engine.settings
     spec = engine.registry.get(ECHO_ID)
     tun = engine.tunables()
@@ -72,9 +79,10 @@ def run(env: Env) -> list[Goal]:  # noqa: C901 - a benchmark script, read top to
         assert m.ok and m.answer == f"echo: {p}", m.error
         return dt
 
-    async def via_engine(p: str, use_cache: bool = False) -> tuple[float, Any]:
+    async def via_engine(p: str, use_cache: bool = False, namespace: str = "", eng: Any = None) -> tuple[float, Any]:
+        cache = CacheControl(namespace=namespace) if use_cache else None
         t0 = time.perf_counter()
-        r = await engine.aask(p, models=[ECHO_ID], use_cache=use_cache)
+        r = await (eng or engine).aask(p, models=[ECHO_ID], use_cache=use_cache, cache=cache)
         dt = (time.perf_counter() - t0) * 1000
         assert r.answer == f"echo: {p}" and r.cache is None, (r.answer, r.cache)
         return dt, r
@@ -93,12 +101,16 @@ def run(env: Env) -> list[Goal]:  # noqa: C901 - a benchmark script, read top to
                 elif v == "engine-c":
                     # Its own wording, so it never meets the other variants' entries in the cache.
                     got[v] = await via_engine(f"With the cache on: {p}", use_cache=True)
+                elif v == "engine-cn":
+                    # Another engine, so another home: its entries never meet engine-c's.
+                    got[v] = await via_engine(f"With the cache on: {p}", use_cache=True, eng=full_priority)
                 else:
                     got[v] = await via_engine(p if v == "engine" else repeated)
             if i < 0:
                 continue
             res["bare"].append(got["bare"])
             res["call_model"].append(got["call_model"])
+            res["engine-cn"].append(got["engine-cn"][0])
             for v, sk, xk in (("engine", "steps", "xb"), ("engine-r", "steps-r", "xb-r"),
                               ("engine-c", "steps-c", "xb-c")):
                 wall, r = got[v]
@@ -117,6 +129,7 @@ def run(env: Env) -> list[Goal]:  # noqa: C901 - a benchmark script, read top to
         "bare": "bare `litellm.acompletion`",
         "call_model": "`call_model` alone (no engine)",
         "engine-c": "`Engine.aask`, cache on, new prompt each time",
+        "engine-cn": "the same, writer thread at full priority",
         "engine": "`Engine.aask`, new prompt each time (analysis as is)",
         "engine-r": "`Engine.aask`, repeated prompt (embedding memoised)",
     }

@@ -15,7 +15,9 @@ writes still queued, as it would lose a request still running.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
+import os
 import queue
 import threading
 import weakref
@@ -26,13 +28,22 @@ from .redact import clip
 
 log = logging.getLogger(__name__)
 EXIT_WAIT_S = 60.0  # at interpreter exit, how long the queued writes may still take
+# The writer's niceness above the process's: bookkeeping yields the CPU to requests being answered
+# (on two cores its embedding pass otherwise slows the next request's own). `MAX_PENDING` bounds
+# how far it may fall behind under sustained load: past it, `submit` waits (backpressure).
+NICE = 10
+MAX_PENDING = 512
 
 
 class WriteBehind:
     """One worker thread running submitted writes in order; `flush` waits for all given so far."""
 
-    def __init__(self, name: str = "inferscale-writes") -> None:
+    def __init__(self, name: str = "inferscale-writes", on_start: Callable[[], Any] | None = None,
+                 max_pending: int = MAX_PENDING, nice: int = NICE) -> None:
         self._name = name
+        self._on_start = on_start  # run first in the worker thread (e.g. `embeddings.run_in_background`)
+        self._max_pending = max_pending
+        self._nice = nice
         self._jobs: queue.SimpleQueue[tuple[int, Callable[[], Any]] | None] = queue.SimpleQueue()
         self._cond = threading.Condition()
         self._submitted = 0
@@ -47,10 +58,11 @@ class WriteBehind:
             self._run(lambda: fn(*args, **kwargs))
             return
         with self._cond:
-            self._submitted += 1
-            seq = self._submitted
             if self._thread is None:
                 self._start()
+            self._cond.wait_for(lambda: self._submitted - self._done < self._max_pending)
+            self._submitted += 1
+            seq = self._submitted
         self._jobs.put((seq, lambda: fn(*args, **kwargs)))
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -83,6 +95,12 @@ class WriteBehind:
         atexit.register(_close_at_exit, weakref.ref(self))
 
     def _loop(self) -> None:
+        if self._nice:
+            with contextlib.suppress(OSError, AttributeError):  # not Linux, or not allowed: full priority
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
+                               os.getpriority(os.PRIO_PROCESS, 0) + self._nice)
+        if self._on_start is not None:
+            self._run(self._on_start)
         while (job := self._jobs.get()) is not None:
             _, fn = job
             self._run(fn)

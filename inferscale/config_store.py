@@ -13,13 +13,21 @@ from .settings import Tunables
 class TunablesStore:
     def __init__(self, database: Database) -> None:
         self._dbh = database
+        # The rows last read and what they parsed to: every request loads the tunables (a change
+        # saved by another process applies to the next one), but reading the rows is a tenth of
+        # validating them again. `Tunables` is frozen, so one instance may serve many requests.
+        self._parsed: tuple[list[tuple[str, str]], Tunables] | None = None
 
     def load(self) -> Tunables:
-        rows = self._dbh.db.execute("SELECT key, value FROM settings").fetchall()
+        rows = self._dbh.db.execute("SELECT key, value FROM settings ORDER BY key").fetchall()
+        if (parsed := self._parsed) is not None and parsed[0] == rows:
+            return parsed[1]
         data = {k: json.loads(v) for k, v in rows}
         known = set(Tunables().to_dict())
         # Keys from a newer/older version are ignored rather than breaking startup.
-        return Tunables.from_dict({k: v for k, v in data.items() if k in known})
+        tun = Tunables.from_dict({k: v for k, v in data.items() if k in known})
+        self._parsed = (rows, tun)
+        return tun
 
     def save(self, tunables: Tunables) -> Tunables:
         tunables.validate()  # raises ConfigError before anything is written

@@ -207,13 +207,26 @@ class _TorchMiniLM:
         return offsets, hidden
 
 
+_background = threading.local()
+
+
+def run_in_background() -> None:
+    """Mark the calling thread as background work: its exact passes use a one-thread session, so
+    all of the pass runs on this (lower-priority) thread instead of borrowing a second core from
+    the requests being answered. The vectors are bit-identical to the default session's."""
+    _background.active = True
+
+
 def _load(backend: str, fast: Path | None = None) -> Any:
-    key = f"fast:{fast}" if fast else backend
+    one_thread = backend == "onnx-int8" and getattr(_background, "active", False)
+    key = f"fast:{fast}" if fast else f"{backend}:1" if one_thread else backend
     with _model_lock:
         if key not in _models:
             prepare_offline_env()
             if fast:  # one thread: for a dozen tokens the int8 kernels finish before a second helps
                 _models[key] = _OnnxMiniLM(fast, threads=1)
+            elif one_thread:
+                _models[key] = _OnnxMiniLM(threads=1)
             else:
                 _models[key] = _OnnxMiniLM() if backend == "onnx-int8" else _TorchMiniLM()
         return _models[key]
@@ -269,6 +282,13 @@ class Embedder:
         """The exact vectors of `texts` if all are in the memo (no model call), else None."""
         with self._lock:
             got = [self._memo.get(self._key(t)) for t in texts]
+        present = [v for v in got if v is not None]
+        return np.stack(present) if len(present) == len(got) else None
+
+    def memoised_fast(self, texts: list[str]) -> np.ndarray | None:
+        """The fast graph's vectors of `texts` if all are in its memo (no model call), else None."""
+        with self._lock:
+            got = [self._fast_memo.get(self._key(t[:MAX_CHARS])) for t in texts]
         present = [v for v in got if v is not None]
         return np.stack(present) if len(present) == len(got) else None
 

@@ -9,6 +9,7 @@ import math
 import os
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -209,19 +210,30 @@ class Registry:
 
     def __init__(self, database: Database, seed: Path | None = None) -> None:
         self._dbh = database
+        self._parsed: tuple[list[tuple[str, str]], list[ModelSpec]] | None = None  # see `list`
         if seed is not None and not self._dbh.db["models"].count:
             self.import_yaml(seed, _initial=True)
 
     def list(self) -> list[ModelSpec]:
-        rows = self._dbh.db.query("SELECT id, spec FROM models ORDER BY position, id")
+        rows = self._dbh.db.execute("SELECT id, spec FROM models ORDER BY position, id").fetchall()
+        # Parsed again only when a row changed (another process may have edited the registry):
+        # every request lists the models, and validating each spec was most of that.
+        if (parsed := self._parsed) is not None and parsed[0] == rows:
+            return list(parsed[1])
+        specs = self._parse(rows)
+        self._parsed = (rows, specs)
+        return list(specs)
+
+    @staticmethod
+    def _parse(rows: Sequence[tuple[str, str]]) -> SpecList:
         specs = []
-        for r in rows:
+        for model_id, spec in rows:
             try:
-                specs.append(ModelSpec.model_validate_json(r["spec"]))
+                specs.append(ModelSpec.model_validate_json(spec))
             except ValidationError as exc:
                 # Stored by an older, laxer version (a javascript: api_base, an id with escape
                 # characters): unusable now, so left out rather than breaking every request.
-                log.warning("registry entry %r is no longer valid, ignored: %s", r["id"],
+                log.warning("registry entry %r is no longer valid, ignored: %s", model_id,
                             _format_validation(exc, "models"))
         return specs
 

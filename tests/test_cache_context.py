@@ -118,6 +118,34 @@ def test_fast_vectors_only_rule_out_misses_every_hit_is_decided_exactly(
     assert np.isfinite(FAST_MARGIN) and 0 < FAST_MARGIN < 0.1
 
 
+def test_a_queued_entry_is_ruled_out_only_when_it_would_fail_on_exact_vectors(
+        fast_graph: Path, tmp_path: Path) -> None:
+    """`could_match` (an entry still queued behind its answer, both sides on fast vectors) must say
+    yes for every pair the exact lookup serves, and no for some it rejects: else waiting is pointless."""
+    stored = ["How do I reset my library PIN?", "Do you deliver to Ireland?",
+              "What time does the pool open on Sundays?", "Can I bring my dog to the hotel?"]
+    queries = ["how can I reset my library PIN", "Do you deliver to Scotland?", "Do you ship to Ireland?",
+               "What time does the pool close on Sundays?", "Can I bring my cat to the hotel?",
+               "When does the pool open on a Sunday?", "Is the gym open late?",
+               "How do I change my password?", "Can I bring my dog to the hotel?"]
+    fast_emb = Embedder(fast=fast_graph)
+    fast_cache = SemanticCache(Database(tmp_path / "f.db"), ChromaIndex(tmp_path / "f"), fast_emb)
+    served, ruled_out = 0, 0
+    for i, s in enumerate(stored):
+        exact = SemanticCache(Database(tmp_path / f"e{i}.db"), ChromaIndex(tmp_path / f"e{i}"), Embedder())
+        sq = build_query([{"role": "user", "content": s}])
+        exact.put(sq, {"answer": s}, 0.001, 100)
+        pending = [(sq, fast_cache.vectors(sq, fast=True), FAST_MARGIN)]
+        for q in queries:
+            qq = build_query([{"role": "user", "content": q}])
+            hit = exact.lookup(qq).match is not None
+            could = fast_cache.could_match(qq, pending)
+            assert could or not hit, (s, q)
+            served += hit
+            ruled_out += not could
+    assert served >= 3 and ruled_out >= len(stored) * len(queries) // 2
+
+
 def test_exact_vectors_memoised_by_the_analysis_step_skip_the_fast_graph(
         fast_graph: Path, tmp_path: Path) -> None:
     emb = Embedder(fast=fast_graph)

@@ -4,12 +4,16 @@ monitor rows are written, and nothing a later request or reader relies on is los
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
+import numpy as np
 import pytest
 
-from inferscale.background import WriteBehind
+from inferscale import embeddings
+from inferscale.background import NICE, WriteBehind
+from inferscale.embeddings import Embedder, run_in_background
 from inferscale.orchestration.runner import run_sync
 from tests.support.fakes import fake_model
 
@@ -46,6 +50,53 @@ def test_flush_times_out_instead_of_hanging_behind_a_stuck_write() -> None:
     gate.set()
     assert w.flush(timeout=10) and w.pending == 0
     w.close()
+
+
+def test_the_writer_runs_at_a_lower_priority_and_starts_with_its_hook() -> None:
+    seen: list[tuple[int, str]] = []
+    w = WriteBehind(on_start=lambda: seen.append((-1, "started")))
+    w.submit(lambda: seen.append((os.getpriority(os.PRIO_PROCESS, 0), threading.current_thread().name)))
+    assert w.flush(timeout=10)
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    assert seen[0] == (-1, "started")
+    assert seen[1] == (min(19, mine + NICE), "inferscale-writes")
+    assert os.getpriority(os.PRIO_PROCESS, 0) == mine  # the caller's own priority is untouched
+    w.close()
+
+
+def test_submit_waits_once_the_writer_is_too_far_behind() -> None:
+    w = WriteBehind(max_pending=2)
+    gate = threading.Event()
+    w.submit(gate.wait, 30)
+    w.submit(lambda: None)
+    third = threading.Thread(target=w.submit, args=(lambda: None,))
+    third.start()
+    third.join(0.3)
+    assert third.is_alive() and w.pending == 2  # backpressure: the third waits for room
+    gate.set()
+    third.join(10)
+    assert not third.is_alive() and w.flush(timeout=10) and w.pending == 0
+    w.close()
+
+
+def test_background_exact_vectors_are_bit_identical_to_a_requests_own() -> None:
+    """The writer embeds queued L1 stores in one batch on a one-thread session: the vectors it
+    stores must be exactly those a request would compute one at a time (decisions compare them)."""
+    texts = ["Why do onions make people cry?", "ok", "Which tools does a beginner need to start "
+             "woodworking at home, and what should I spend the money on first? " * 3,
+             "How long should fresh pasta dry before cooking?", "Name a river in Peru."]
+    one_by_one = np.stack([Embedder().embed([t])[0] for t in texts])
+    got: list[np.ndarray] = []
+
+    def in_writer() -> None:
+        run_in_background()
+        got.append(Embedder().embed(texts))
+
+    t = threading.Thread(target=in_writer)
+    t.start()
+    t.join(60)
+    assert np.array_equal(got[0], one_by_one)
+    assert ("onnx-int8:1" in embeddings._models) and ("onnx-int8" in embeddings._models)
 
 
 def _hold(engine) -> threading.Event:
@@ -103,6 +154,23 @@ def test_a_reworded_question_waits_for_the_queued_semantic_entry_of_its_scope(ma
     assert time.perf_counter() - t0 >= 0.4
     assert reworded.cache is not None and reworded.cache.level == "L1"
     assert server.calls["echo"] == 1
+
+
+def test_a_question_no_queued_entry_could_answer_does_not_wait_for_the_writer(make_engine, server) -> None:
+    engine = make_engine(fake_model("fake-echo"))
+    gate = _hold(engine)  # held for 30 s unless set: a lookup that waited would take that long
+    try:
+        run_sync(engine.aask("how do glaciers carve valleys?", models=["fake-echo"]))
+        t0 = time.perf_counter()
+        other = run_sync(engine.aask("what keeps a bicycle upright when it moves?", models=["fake-echo"]))
+        assert time.perf_counter() - t0 < 10
+        assert other.cache is None and server.calls["echo"] == 2
+        assert engine.writer.pending > 1  # both answers' entries are still queued
+    finally:
+        gate.set()
+    assert engine.flush(timeout=30)
+    again = run_sync(engine.aask("How do glaciers carve valleys", models=["fake-echo"]))
+    assert again.cache is not None and again.cache.level == "L1" and server.calls["echo"] == 2
 
 
 def test_the_sync_ask_returns_with_everything_written(make_engine, server) -> None:

@@ -92,7 +92,8 @@ def build(models_dir: Path) -> Path:
     if _valid(target):
         return target
     models_dir.mkdir(parents=True, exist_ok=True)
-    tmp = models_dir / f".{LEXICON_FILE}.{os.getpid()}.tmp"
+    # Per process and thread: two first lookups building at once must not share one temp file.
+    tmp = models_dir / f".{LEXICON_FILE}.{os.getpid()}.{threading.get_native_id()}.tmp"
     tmp.unlink(missing_ok=True)
     words_of: dict[int, list[str]] = {}
     ptrs: list[tuple] = []
@@ -338,12 +339,20 @@ class Lexicon:
         return bool(got & lb)
 
 
+_open_lock = threading.Lock()
+
+
 @lru_cache(maxsize=8)
-def _open(models_dir: str) -> Lexicon:
+def _opened(models_dir: str) -> Lexicon:
     path = Path(models_dir) / LEXICON_FILE
     if not _valid(path):
         build(Path(models_dir))
     return Lexicon(path)
+
+
+def _open(models_dir: str) -> Lexicon:
+    with _open_lock:  # concurrent first lookups (the gateway's threads) build it once
+        return _opened(models_dir)
 
 
 def default_lexicon() -> Lexicon:

@@ -72,6 +72,10 @@ class LookupResult:
     error: str | None = None
 
 
+def _agrees_in_context(*_: Any) -> float:
+    return 1.0
+
+
 def entry_key(q: Query) -> str:
     return "L1:" + hashlib.sha256(f"{q.scope_key}|{q.exact_hash}".encode()).hexdigest()
 
@@ -105,6 +109,42 @@ class SemanticCache:
         texts = self._texts(q)
         vs = self._embedder.embed_fast(texts) if fast else self._embedder.embed(texts)
         return Vectors(vs[0], vs[1] if q.history else None)
+
+    def embed_missing(self, texts: list[str]) -> None:
+        """Exact vectors for those of `texts` not memoised yet, in one batch (they are memoised)."""
+        todo = [t for t in texts if self._embedder.memoised([t]) is None]
+        if todo:
+            self._embedder.embed(todo)
+
+    def known_vectors(self, q: Query) -> tuple[Vectors, float] | None:
+        """`q`'s vectors if already computed (no model call), with their error bound: exact ones
+        (0), else the fast graph's (`FAST_MARGIN`); None when neither is memoised."""
+        texts = self._texts(q)
+        if (vs := self._embedder.memoised(texts)) is not None:
+            return Vectors(vs[0], vs[1] if q.history else None), 0.0
+        if (vs := self._embedder.memoised_fast(texts)) is not None:
+            return Vectors(vs[0], vs[1] if q.history else None), FAST_MARGIN
+        return None
+
+    def could_match(self, q: Query, pending: list[tuple[Query, Vectors, float]],
+                    config: VerifyConfig = VerifyConfig()) -> bool:  # noqa: B008
+        """Whether an entry not yet indexed (queued behind the answer) could pass verification for
+        `q`: both sides' similarity errors are added, so False means it fails on exact vectors too."""
+        known = self.known_vectors(q)
+        qv, q_margin = known if known is not None else (self.vectors(q, fast=True), FAST_MARGIN)
+        if self._lexicon is None:
+            self._lexicon = default_lexicon()
+        query_c = Candidate(q.last, q.history, q.exact_hash)
+        for pq, pv, p_margin in pending:
+            row = {"v_last": pv.last, "v_hist": pv.history, "last": pq.last, "history": pq.history,
+                   "exact_hash": pq.exact_hash}
+            # The words-in-context check is assumed to pass (it costs a model pass per side): the
+            # answer may only err towards "could match", which merely waits.
+            verdict, _ = self._verify(row, query_c, qv, config, _agrees_in_context, self._lexicon,
+                                      q_margin + p_margin)
+            if verdict.ok:
+                return True
+        return False
 
     # -- lookup ---------------------------------------------------------------------------------
     def lookup(self, q: Query, config: VerifyConfig = VerifyConfig(), ttl_s: float = 0.0,  # noqa: B008

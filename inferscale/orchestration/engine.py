@@ -23,8 +23,8 @@ from ..cache.request import RequestScope
 from ..cache.scope import Query
 from ..config_store import TunablesStore
 from ..db import Database
-from ..embeddings import Embedder, fast_model
-from ..errors import ConfigError, InferscaleError
+from ..embeddings import Embedder, fast_model, run_in_background
+from ..errors import InferscaleError
 from ..monitor.store import Monitor
 from ..providers.health import HealthTracker
 from ..providers.llm import call_model, litellm_module
@@ -32,9 +32,8 @@ from ..providers.pricing import predicted_cost
 from ..redact import clip
 from ..registry import ModelSpec, Registry
 from ..routing import RouteRequest
-from ..routing.artefact import current_version
-from ..routing.policies import get_router, route
-from ..settings import STRATEGY_NAMES, Settings, Tunables
+from ..routing.policies import route
+from ..settings import Settings, Tunables
 from ..types import (
     Analysis,
     AskResult,
@@ -47,9 +46,9 @@ from ..types import (
 )
 from .events import Emit, Event, OnEvent
 from .replay import replay_row
-from .request import Trace, build_messages, cache_event, cache_note, dedupe, with_steps
+from .request import Plan, Trace, cache_event, cache_note, plan_request, with_steps
 from .runner import run_sync
-from .strategies import STRATEGIES, Budget, ExecContext, build_strategy
+from .strategies import Budget, ExecContext
 from .strategies.base import CallFn
 
 log = logging.getLogger(__name__)
@@ -63,9 +62,9 @@ class Engine:
     wrapper. The engine holds no per-request state. Tunables are read once per request (a change
     saved from the dashboard applies to the next one) and passed down to every step.
 
-    Blocking work (SQLite, Chroma, the embedding model) runs in worker threads, one hop per step,
-    never on the event loop: concurrent requests (the dashboard's sessions, the gateway) keep being
-    served while one of them waits on the database. Model calls are asynchronous already.
+    Blocking work before the model call (SQLite, Chroma, the embedding model) runs in one worker
+    thread hop, never on the event loop, and what follows the answer is written behind it
+    (`background.WriteBehind`): concurrent requests keep being served. Model calls are async.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -81,7 +80,7 @@ class Engine:
         self.analyzer = Analyzer(self.embedder)
         # L1 semantic + L2/L3/L4 exact levels; `cache` stays the exact store for older callers.
         # The bookkeeping a response need not wait for (cache writes, monitor rows), in order.
-        self.writer = WriteBehind()
+        self.writer = WriteBehind(on_start=run_in_background)
         self.levels = CacheLevels(settings, self.database, self.embedder, writer=self.writer)
         self.cache = self.levels.exact
         # Cooldowns are shared by every request of this process and persisted for `stats`.
@@ -170,23 +169,7 @@ class Engine:
         `params` override the tunables' call parameters (the gateway's temperature, max_tokens);
         `request_id` lets a caller name the request before it ends (streamed response headers)."""
         t_start = time.perf_counter()
-        tun = await asyncio.to_thread(self.tunables)  # once: the whole request runs under it
-        messages = build_messages(prompt, system, history)
-        strategy = strategy or tun.default_strategy
-        if strategy not in STRATEGIES:
-            raise ConfigError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGY_NAMES)}")
-        strat = build_strategy(strategy, tun, strategy_options)
-        router_obj = get_router(router or ("fixed" if models else tun.default_router))
-        explicit = tuple(self.registry.require_available(m) for m in dedupe(models or []))
-        candidates: tuple[ModelSpec, ...] = tuple(self.registry.available())
-        cc = (cache or CacheControl()) if use_cache and tun.cache_enabled else CacheControl.off()
-        params = {"max_tokens": tun.max_tokens, "temperature": tun.temperature, **(params or {})}
-        scope = RequestScope(
-            tuple(messages), params, strategy, strat.config.model_dump(mode="json"),
-            tuple(s.id for s in explicit), router_obj.name, tuple(s.id for s in candidates), tun,
-            namespace=cc.namespace,
-            router_version=current_version(self.settings.home) if router_obj.name == "learned" else "",
-        )
+        request_id = request_id or uuid.uuid4().hex
         trace = Trace()
         emit = Emit(on_event)
 
@@ -195,17 +178,18 @@ class Engine:
             trace.steps.append(s)
             emit(Event("step", step=s))
 
-        request_id = request_id or uuid.uuid4().hex
-        t0 = time.perf_counter()
-        analysis, reused = await asyncio.to_thread(
-            self._start, request_id, prompt, system, strategy, router_obj.name, source, tenant, tun, cc,
-            scope, trace)
+        # One worker-thread hop for all the blocking work before the model call (tunables and
+        # registry reads, the start row, the analysis, the cache lookup): a hop is a loop round
+        # trip, and on a busy machine each one cost more than the work it carried.
+        plan, analysis, (hit, sem, l1_query) = await asyncio.to_thread(
+            self._prepare, request_id, prompt, system, history, strategy, models, router, use_cache, cache,
+            strategy_options, params, source, tenant, trace)
+        for s in trace.steps:  # timed in the worker, announced from the loop (callbacks live here)
+            emit(Event("step", step=s))
+        tun, messages, strategy, strat = plan.tun, list(plan.messages), plan.strategy, plan.strat
+        router_obj = plan.router
+        explicit, candidates, cc, params, scope = plan.explicit, plan.candidates, plan.cc, plan.params, plan.scope
         try:
-            step("analysis", t0, ("reused from L2: " if reused else "") + analysis.explain())
-
-            t0 = time.perf_counter()
-            hit, sem, l1_query = await asyncio.to_thread(self._lookup, scope, tun, cc, trace)
-            step("cache", t0, cache_note(cc.read, hit, sem))
             if cc.read or cc.write:  # what the cache may see, the what-if replay may replay
                 trace.replay = replay_row(self.embedder, prompt, system, scope, analysis, strategy,
                                           router_obj.name, list(scope.models))
@@ -256,11 +240,37 @@ class Engine:
             step("monitoring", t0, "request, calls, cache events and routing handed to the writer")
             return with_steps(result, trace)
         except BaseException as exc:
-            msg = str(exc) if isinstance(exc, InferscaleError) else f"{type(exc).__name__}: {exc}"
-            self.writer.submit(self.monitor.fail_request, request_id, clip(msg, 500), list(trace.calls))
+            self._failed(request_id, exc, trace)
             raise
 
-    # -- blocking parts, each run in a worker thread ----------------------------------------------
+    def _failed(self, request_id: str, exc: BaseException, trace: Trace) -> None:
+        msg = str(exc) if isinstance(exc, InferscaleError) else f"{type(exc).__name__}: {exc}"
+        self.writer.submit(self.monitor.fail_request, request_id, clip(msg, 500), list(trace.calls))
+
+    # -- blocking parts, run in a worker thread ---------------------------------------------------
+    def _prepare(self, request_id: str, prompt: str, system: str | None, history: list[Message] | None,
+                 strategy: str | None, models: list[str] | None, router: str | None, use_cache: bool,
+                 cache: CacheControl | None, strategy_options: dict[str, Any] | None,
+                 params: dict[str, Any] | None, source: str, tenant: str | None, trace: Trace
+                 ) -> tuple[Plan, Analysis, tuple[Any, Any, Query | None]]:
+        """Plan, record the start, analyse, look up the cache; the steps' timings go to `trace`."""
+        plan = plan_request(self.tunables(), self.registry, self.settings.home, prompt, system, history,
+                            strategy, models, router, use_cache, cache, strategy_options, params)
+        t0 = time.perf_counter()
+        analysis, reused = self._start(request_id, prompt, system, plan.strategy, plan.router.name, source,
+                                       tenant, plan.tun, plan.cc, plan.scope, trace)
+        trace.steps.append(StepTiming("analysis", (time.perf_counter() - t0) * 1000,
+                                      ("reused from L2: " if reused else "") + analysis.explain()))
+        t0 = time.perf_counter()
+        try:
+            looked = self._lookup(plan.scope, plan.tun, plan.cc, trace)
+        except BaseException as exc:
+            self._failed(request_id, exc, trace)
+            raise
+        trace.steps.append(StepTiming("cache", (time.perf_counter() - t0) * 1000,
+                                      cache_note(plan.cc.read, looked[0], looked[1])))
+        return plan, analysis, looked
+
     def _start(self, request_id: str, prompt: str, system: str | None, strategy: str, router: str,
                source: str, tenant: str | None, tun: Tunables, cc: CacheControl, scope: RequestScope,
                trace: Trace) -> tuple[Analysis, bool]:
@@ -284,8 +294,7 @@ class Engine:
                 self.levels.put_later(key, "L2", asdict(analysis), 0.0, (time.perf_counter() - t0) * 1000, tun)
             return analysis, False
         except BaseException as exc:
-            msg = str(exc) if isinstance(exc, InferscaleError) else f"{type(exc).__name__}: {exc}"
-            self.writer.submit(self.monitor.fail_request, request_id, clip(msg, 500), list(trace.calls))
+            self._failed(request_id, exc, trace)
             raise
 
     def _lookup(self, scope: RequestScope, tun: Tunables, cc: CacheControl, trace: Trace

@@ -3,11 +3,58 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidPromptError
+from ..cache.request import RequestScope
+from ..errors import ConfigError, InvalidPromptError
 from ..limits import MAX_PROMPT_CHARS
-from ..types import AskResult, MemberResult, Message, StepTiming
+from ..registry import ModelSpec, Registry
+from ..routing.artefact import current_version
+from ..routing.policies import get_router
+from ..settings import STRATEGY_NAMES, Tunables
+from ..types import AskResult, CacheControl, MemberResult, Message, StepTiming
+from .strategies import STRATEGIES, build_strategy
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one request runs under, read once before it starts (`Engine._plan`)."""
+
+    tun: Tunables
+    messages: tuple[Message, ...]
+    strategy: str
+    strat: Any  # the built strategy
+    router: Any  # the router object
+    explicit: tuple[ModelSpec, ...]
+    candidates: tuple[ModelSpec, ...]
+    cc: CacheControl
+    params: dict[str, Any]
+    scope: RequestScope
+
+
+def plan_request(tun: Tunables, registry: Registry, home: Path, prompt: str, system: str | None,
+                 history: list[Message] | None, strategy: str | None, models: list[str] | None,
+                 router: str | None, use_cache: bool, cache: CacheControl | None,
+                 strategy_options: dict[str, Any] | None, params: dict[str, Any] | None) -> Plan:
+    """What the request runs under, read once: the tunables, its strategy, router, models and scope."""
+    messages = build_messages(prompt, system, history)
+    strategy = strategy or tun.default_strategy
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGY_NAMES)}")
+    strat = build_strategy(strategy, tun, strategy_options)
+    router_obj = get_router(router or ("fixed" if models else tun.default_router))
+    explicit = tuple(registry.require_available(m) for m in dedupe(models or []))
+    candidates: tuple[ModelSpec, ...] = tuple(registry.available())
+    cc = (cache or CacheControl()) if use_cache and tun.cache_enabled else CacheControl.off()
+    params = {"max_tokens": tun.max_tokens, "temperature": tun.temperature, **(params or {})}
+    scope = RequestScope(
+        tuple(messages), params, strategy, strat.config.model_dump(mode="json"),
+        tuple(s.id for s in explicit), router_obj.name, tuple(s.id for s in candidates), tun,
+        namespace=cc.namespace,
+        router_version=current_version(home) if router_obj.name == "learned" else "",
+    )
+    return Plan(tun, tuple(messages), strategy, strat, router_obj, explicit, candidates, cc, params, scope)
 
 
 @dataclass
