@@ -173,6 +173,27 @@ def test_a_question_no_queued_entry_could_answer_does_not_wait_for_the_writer(ma
     assert again.cache is not None and again.cache.level == "L1" and server.calls["echo"] == 2
 
 
+def test_queued_semantic_entries_are_stored_in_one_batch_and_each_is_found(make_engine, server) -> None:
+    engine = make_engine(fake_model("fake-echo"))
+    index = engine.levels.semantic.index
+    adds: list[int] = []
+    real_add = index.add
+    index.add = lambda ids, vectors, scopes: (adds.append(len(ids)), real_add(ids, vectors, scopes))[1]
+    gate = _hold(engine)
+    questions = ["which metals conduct heat best?", "how do bees find their way home?",
+                 "what makes sourdough rise without yeast?"]
+    for q in questions:
+        run_sync(engine.aask(q, models=["fake-echo"]))
+    gate.set()
+    assert engine.flush(timeout=60)
+    assert adds == [3]  # one upsert for the three queued stores; their own jobs found nothing left
+    assert len(index.ids()) == 3 and not engine.levels._pending_l1
+    for q in questions:
+        again = run_sync(engine.aask(q.capitalize().rstrip("?"), models=["fake-echo"]))
+        assert again.cache is not None and again.cache.level == "L1", q
+    assert server.calls["echo"] == 3
+
+
 def test_the_sync_ask_returns_with_everything_written(make_engine, server) -> None:
     engine = make_engine(fake_model("fake-echo"))
     r = engine.ask("what makes a rainbow curved?", models=["fake-echo"])

@@ -185,10 +185,11 @@ class ChromaIndex:
         by_scope: dict[str, list[int]] = {}
         for i, sc in enumerate(scopes):
             by_scope.setdefault(sc, []).append(i)
-        with self._lock:
-            for sc, rows in by_scope.items():
-                self._call("add", lambda sc=sc, rows=rows: self._collection(sc, create=True).upsert(
-                    ids=[ids[i] for i in rows], embeddings=vecs[rows]))
+        # The lock only guards the collection handles: held across the upsert's round trip, it
+        # made every concurrent lookup (`query` takes it to find its collection) wait for a store.
+        for sc, rows in by_scope.items():
+            self._call("add", lambda sc=sc, rows=rows: self._collection(sc, create=True).upsert(
+                ids=[ids[i] for i in rows], embeddings=vecs[rows]))
 
     def query(self, vector: np.ndarray, scope: str, k: int) -> list[tuple[str, float]]:
         """Nearest ids in `scope` with their cosine similarity, best first."""
@@ -219,9 +220,8 @@ class ChromaIndex:
     def delete(self, ids: list[str]) -> None:
         """Drop ids from whichever scope holds them (deleting an absent id is a no-op in Chroma)."""
         if ids:
-            with self._lock:
-                for col in self._all():
-                    self._call("delete", lambda col=col: col.delete(ids=list(ids)))
+            for col in self._all():  # outside the lock, as in `add`
+                self._call("delete", lambda col=col: col.delete(ids=list(ids)))
 
     def ids(self) -> set[str]:
         out: set[str] = set()

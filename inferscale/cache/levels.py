@@ -43,15 +43,19 @@ ENFORCE_EVERY = 1  # check limits after every Nth write per level (1 = always)
 # A lookup waits at most this long for a queued L1 entry it could match; then it searches without
 # it (a hung Chroma server must not hang requests that would miss anyway).
 PENDING_WAIT_S = 30.0
-EMBED_AHEAD_MAX = 32  # texts per batched exact pass for queued L1 stores
 
 
 @dataclass(frozen=True)
 class _PendingL1:
-    """An L1 store handed to the writer: what a lookup needs to tell whether it could match."""
+    """An L1 store handed to the writer: what to store, and what a lookup needs to tell whether
+    it could match (the vectors already computed, with their error bound)."""
 
     query: Query
-    vectors: tuple[Vectors, float] | None  # memoised vectors and their error bound, if known
+    vectors: tuple[Vectors, float] | None
+    value: dict[str, Any]
+    cost_usd: float
+    latency_ms: float
+    tun: Tunables
     written: threading.Event = field(default_factory=threading.Event, compare=False)
 
 
@@ -96,6 +100,7 @@ class CacheLevels:
         self._queued: dict[str, Entry] = {}  # exact entries handed to the writer, not yet in SQLite
         self._pending_l1: dict[str, dict[int, _PendingL1]] = defaultdict(dict)  # queued, per scope
         self._ids = itertools.count()
+        self._taken: set[int] = set()  # pending L1 stores a running batch is writing
 
     # -- exact levels (L2, L3, L4) ----------------------------------------------------------------
     def get(self, key: str, tun: Tunables, max_age_s: float | None = None) -> Any:
@@ -170,34 +175,37 @@ class CacheLevels:
         if self.writer is None:
             self.store(q, value, cost_usd, latency_ms, tun)
             return
-        pending = _PendingL1(q, self.semantic.known_vectors(q))
+        pending = _PendingL1(q, self.semantic.known_vectors(q), value, cost_usd, latency_ms, tun)
         with self._lock:
-            pid = next(self._ids)
-            self._pending_l1[q.scope_key][pid] = pending
+            self._pending_l1[q.scope_key][next(self._ids)] = pending
+        self.writer.submit(self._store_queued)
 
-        def write() -> None:
-            try:
-                self._embed_ahead()
-                self.store(q, value, cost_usd, latency_ms, tun)
-            finally:
-                with self._lock:
-                    scope = self._pending_l1[q.scope_key]
+    def _store_queued(self) -> None:
+        """Store every L1 entry queued so far in one go (one exact pass, one transaction, one
+        upsert per scope): under load the writer's per-store costs were most of a miss's CPU.
+        The jobs of entries an earlier batch took find nothing left to do."""
+        with self._lock:
+            batch = sorted((pid, p) for scope in self._pending_l1.values() for pid, p in scope.items()
+                           if pid not in self._taken)
+            self._taken.update(pid for pid, _ in batch)
+        if not batch:
+            return
+        entries = [p for _, p in batch]
+        try:
+            self.semantic.put_many([(p.query, p.value, p.cost_usd, p.latency_ms) for p in entries])
+            self.enforce("L1", entries[-1].tun)
+        except Exception as exc:  # noqa: BLE001 - the answers are already given; keep serving
+            log.warning("L1 store failed: %s: %s", type(exc).__name__, exc)
+        finally:
+            with self._lock:
+                for pid, p in batch:
+                    scope = self._pending_l1[p.query.scope_key]
                     scope.pop(pid, None)
                     if not scope:
-                        del self._pending_l1[q.scope_key]
-                pending.written.set()
-
-        self.writer.submit(write)
-
-    def _embed_ahead(self) -> None:
-        """One exact pass for every queued L1 store (they are memoised, so each store then finds
-        its vectors): a batch costs about a third less CPU per text than one pass each, and the
-        vectors are bit-identical (tests/test_write_behind.py)."""
-        with self._lock:
-            queued = [p.query for scope in self._pending_l1.values() for p in scope.values()]
-        texts = list(dict.fromkeys(t for q in queued for t in (q.last, q.history) if t))
-        if len(texts) > 1:
-            self.semantic.embed_missing(texts[:EMBED_AHEAD_MAX])
+                        del self._pending_l1[p.query.scope_key]
+                    self._taken.discard(pid)
+            for p in entries:
+                p.written.set()
 
     def _await_pending(self, q: Query, tun: Tunables) -> None:
         """Wait for the queued L1 entries of `q`'s scope that could answer it (an answer already

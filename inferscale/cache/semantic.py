@@ -110,12 +110,6 @@ class SemanticCache:
         vs = self._embedder.embed_fast(texts) if fast else self._embedder.embed(texts)
         return Vectors(vs[0], vs[1] if q.history else None)
 
-    def embed_missing(self, texts: list[str]) -> None:
-        """Exact vectors for those of `texts` not memoised yet, in one batch (they are memoised)."""
-        todo = [t for t in texts if self._embedder.memoised([t]) is None]
-        if todo:
-            self._embedder.embed(todo)
-
     def known_vectors(self, q: Query) -> tuple[Vectors, float] | None:
         """`q`'s vectors if already computed (no model call), with their error bound: exact ones
         (0), else the fast graph's (`FAST_MARGIN`); None when neither is memoised."""
@@ -242,33 +236,47 @@ class SemanticCache:
     def put(self, q: Query, value: dict[str, Any], cost_usd: float, latency_ms: float,
             vectors: Vectors | None = None) -> str | None:
         """Store an answer for `q`. Returns the entry key, or None if Chroma is unavailable."""
+        return self.put_many([(q, value, cost_usd, latency_ms)], [vectors] if vectors else None)[0]
+
+    def put_many(self, items: list[tuple[Query, dict[str, Any], float, float]],
+                 vectors: list[Vectors] | None = None) -> list[str | None]:
+        """`put` for several answers at once: one exact pass for the texts not memoised, one
+        transaction, one upsert per scope (the writer stores what queued up in one go)."""
         import json
 
-        vec = vectors or self.vectors(q)
-        key = entry_key(q)
-        blob = json.dumps(value, ensure_ascii=False)
-        size = len(blob.encode("utf-8", "replace")) + len(q.last) + len(q.history) + DIM * 8
-        now = time.time()
-        prio = gdsf_priority(self.evictor.clock("L1"), 0, cost_usd, latency_ms, size)
+        if vectors is None:
+            texts = list(dict.fromkeys(t for q, *_ in items for t in self._texts(q)))
+            by_text = dict(zip(texts, self._embedder.embed(texts), strict=True)) if texts else {}
+            vectors = [Vectors(by_text[q.last], by_text[q.history] if q.history else None) for q, *_ in items]
+        latest = {entry_key(q): i for i, (q, *_) in enumerate(items)}  # a key queued twice: the last wins
+        clock, now = self.evictor.clock("L1"), time.time()
         with self._dbh.tx() as db:
-            db.execute("DELETE FROM semantic_index WHERE key = ?", [key])
-            db.execute(
-                "INSERT OR REPLACE INTO cache_entries (key, level, model, value, cost_usd, latency_ms,"
-                " bytes, created_at, last_hit_at, hits, priority)"
-                " VALUES (?, 'L1', NULL, ?, ?, ?, ?, ?, ?, 0, ?)",
-                [key, blob, cost_usd, latency_ms, size, now, now, prio])
-            db.execute(
-                "INSERT INTO semantic_index (key, scope, last, history, exact_hash, v_last, v_hist)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [key, q.scope_key, q.last, q.history, q.exact_hash, _blob(vec.last), _blob(vec.history)])
+            for key, i in latest.items():
+                q, value, cost_usd, latency_ms = items[i]
+                vec = vectors[i]
+                blob = json.dumps(value, ensure_ascii=False)
+                size = len(blob.encode("utf-8", "replace")) + len(q.last) + len(q.history) + DIM * 8
+                db.execute("DELETE FROM semantic_index WHERE key = ?", [key])
+                db.execute(
+                    "INSERT OR REPLACE INTO cache_entries (key, level, model, value, cost_usd, latency_ms,"
+                    " bytes, created_at, last_hit_at, hits, priority)"
+                    " VALUES (?, 'L1', NULL, ?, ?, ?, ?, ?, ?, 0, ?)",
+                    [key, blob, cost_usd, latency_ms, size, now, now,
+                     gdsf_priority(clock, 0, cost_usd, latency_ms, size)])
+                db.execute(
+                    "INSERT INTO semantic_index (key, scope, last, history, exact_hash, v_last, v_hist)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [key, q.scope_key, q.last, q.history, q.exact_hash, _blob(vec.last), _blob(vec.history)])
+        keys = list(latest)
         try:
-            self.index.add([key], vec.search.reshape(1, -1), [q.scope_key])
-        except IndexUnavailable as exc:  # keep SQLite and Chroma in step: undo the row
+            self.index.add(keys, np.stack([vectors[latest[k]].search for k in keys]),
+                           [items[latest[k]][0].scope_key for k in keys])
+        except IndexUnavailable as exc:  # keep SQLite and Chroma in step: undo the rows
             log.warning("L1 store skipped: %s", exc)
             with self._dbh.tx() as db:
-                db.execute("DELETE FROM cache_entries WHERE key = ?", [key])
-            return None
-        return key
+                db.conn.executemany("DELETE FROM cache_entries WHERE key = ?", [[k] for k in keys])
+            return [None] * len(items)
+        return [entry_key(q) for q, *_ in items]
 
     def evict(self, limits: Limits) -> list[Eviction]:
         """TTL and capacity for L1; the vectors go in the same step as their rows."""
