@@ -184,7 +184,10 @@ def test_budget_refuses_a_spent_key_with_429_naming_the_budget(gw) -> None:
         ask(client, "and another question")
     body = err.value.response.json()["error"]
     assert body["code"] == "budget_exceeded" and "budget" in body["message"] and "capped" in body["message"]
-    spent = gw.keys.list()[0]
+    # The charge is written behind the answer (the 429 above counted it before it was written).
+    deadline = time.monotonic() + 30
+    while (spent := gw.keys.list()[0]).requests == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert spent.spent_usd > 0.001 and spent.requests == 1
     free = gw.client(gw.key("free"))
     assert ask(free, "and another question").parse().choices[0].message.content

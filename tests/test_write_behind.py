@@ -209,3 +209,26 @@ def test_a_failed_request_is_recorded_after_its_start(make_engine, server) -> No
         engine.ask("will this fail?", models=["fake-500"])
     row = engine.database.db.execute("SELECT status, error FROM requests").fetchone()
     assert row[0] == "error" and "fake-500" in row[1]
+
+
+def test_a_gateway_charge_counts_for_the_budget_before_it_is_written(home) -> None:
+    from inferscale.db import Database
+    from inferscale.gateway.keys import KeyStore
+
+    store = KeyStore(Database(home / "keys.db"))
+    key, secret = store.create("team-a", budget_usd=0.01)
+    w = WriteBehind()
+    gate = threading.Event()
+    w.submit(gate.wait, 30)
+    store.charge_later(w, key.id, 0.008)
+    store.charge_later(w, key.id, 0.004)
+    seen = store.verify(secret)
+    assert seen is not None and seen.requests == 2 and seen.spent_usd == pytest.approx(0.012)
+    assert seen.over_budget  # refused now, though nothing is written yet
+    assert store.get(key.id).spent_usd == 0.0
+    gate.set()
+    assert w.flush(timeout=10)
+    written, seen = store.get(key.id), store.verify(secret)
+    assert written.requests == 2 and written.spent_usd == pytest.approx(0.012)
+    assert seen == written  # counted once: the pending amount is gone once written
+    w.close()

@@ -14,9 +14,11 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from ..background import WriteBehind
 from ..db import Database
 from ..errors import InferscaleError
 
@@ -79,6 +81,10 @@ _COLUMNS = "id, name, budget_usd, spent_usd, requests, created_at, last_used_at,
 class KeyStore:
     def __init__(self, database: Database) -> None:
         self._dbh = database
+        # Charges handed to a writer and not yet written, per key id: (usd, requests). `verify`
+        # adds them, so a budget is enforced on what was spent, not on what was written so far.
+        self._unwritten: dict[str, tuple[float, int]] = {}
+        self._lock = threading.Lock()
 
     def create(self, name: str, budget_usd: float | None = None) -> tuple[ApiKey, str]:
         """A new key for `name`: (its record, the full key — the only time it exists in clear)."""
@@ -126,10 +132,34 @@ class KeyStore:
                                    [parts[0]]).fetchone()
         if row is None or not hmac.compare_digest(_digest(row[0], parts[1]), row[1]):
             return None
-        return ApiKey(*row[2:])
+        found = ApiKey(*row[2:])
+        with self._lock:
+            usd, n = self._unwritten.get(found.id, (0.0, 0))
+        return replace(found, spent_usd=found.spent_usd + usd, requests=found.requests + n) if n else found
 
-    def charge(self, key_id: str, cost_usd: float) -> None:
+    def charge_later(self, writer: WriteBehind, key_id: str, cost_usd: float) -> None:
+        """`charge` on the writer (off the event loop, where a write waited for the writer's own
+        transactions); until it is written, `verify` counts it."""
+        ts = time.time()
+        with self._lock:
+            usd, n = self._unwritten.get(key_id, (0.0, 0))
+            self._unwritten[key_id] = (usd + float(cost_usd), n + 1)
+
+        def write() -> None:
+            try:
+                self.charge(key_id, cost_usd, ts)
+            finally:
+                with self._lock:
+                    usd, n = self._unwritten[key_id]
+                    if n <= 1:
+                        del self._unwritten[key_id]
+                    else:
+                        self._unwritten[key_id] = (usd - float(cost_usd), n - 1)
+
+        writer.submit(write)
+
+    def charge(self, key_id: str, cost_usd: float, ts: float | None = None) -> None:
         """Add one request and its cost to the key (atomic, so concurrent workers never lose one)."""
         with self._dbh.tx() as db:
             db.execute("UPDATE gateway_keys SET spent_usd = spent_usd + ?, requests = requests + 1,"
-                       " last_used_at = ? WHERE id = ?", [float(cost_usd), time.time(), key_id])
+                       " last_used_at = ? WHERE id = ?", [float(cost_usd), ts or time.time(), key_id])

@@ -25,7 +25,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, respon
 
     def charge(result: AskResult) -> None:
         if tenant.key is not None:
-            state.keys.charge(tenant.key.id, result.cost_usd)
+            state.keys.charge_later(engine.writer, tenant.key.id, result.cost_usd)
 
     if body.stream:
         return await streaming.respond(engine, p, body.model, uuid.uuid4().hex, charge)
