@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pandas as pd
@@ -98,16 +99,41 @@ def whatif_frame(report: Any) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["", "now", "with your change"])
 
 
-def render_whatif(engine: Any, proposed: Tunables) -> None:
-    """"now → with your change" over the logged traffic, and its hit rate vs semantic threshold."""
+def _inputs_marker(engine: Any, proposed: Tunables) -> tuple[Any, ...]:
+    """What a what-if depends on: the log, the labels, the router, the current and proposed values.
+    Equal markers give equal figures, so a page render that changes none of them reuses them."""
+    from inferscale.routing.artefact import current_version
+
+    db = engine.database.db
+    rows = tuple(db.execute(f"SELECT COUNT(*), MAX(rowid) FROM {t}").fetchone()  # noqa: S608 - fixed names
+                 for t in ("request_log", "feedback", "experiment_results", "model_calls"))
+    return (str(engine.settings.home), rows, current_version(engine.settings.home),
+            json.dumps(engine.tunables().to_dict(), sort_keys=True), json.dumps(proposed.to_dict(), sort_keys=True))
+
+
+def _whatif_figures(engine: Any, proposed: Tunables) -> tuple[Any, pd.DataFrame]:
+    """The report and the threshold curve, computed once per distinct input (every widget change
+    reruns the page, and a replay of a long log takes seconds)."""
     from inferscale.whatif.report import Replay, whatif
 
+    key = _inputs_marker(engine, proposed)
+    kept = st.session_state.get("_whatif_figures")
+    if kept is not None and kept[0] == key:
+        return kept[1], kept[2]
+    replay = Replay(engine)
+    report = whatif(engine, proposed, replay=replay)
+    curve = pd.DataFrame(replay.threshold_curve(proposed, CURVE_THRESHOLDS))
+    st.session_state["_whatif_figures"] = (key, report, curve)
+    return report, curve
+
+
+def render_whatif(engine: Any, proposed: Tunables) -> None:
+    """"now → with your change" over the logged traffic, and its hit rate vs semantic threshold."""
     try:
-        replay = Replay(engine)
+        report, curve = _whatif_figures(engine, proposed)
     except InferscaleError as exc:
         st.info(f"What-if: {exc}")
         return
-    report = whatif(engine, proposed, replay=replay)
     st.markdown(f"**What-if** over {report.requests:,} logged requests "
                 f"({report.seconds:.2f} s); changed: {', '.join(report.changed) or 'nothing yet'}")
     st.dataframe(whatif_frame(report), hide_index=True, key="tuning_whatif_table")
@@ -115,7 +141,6 @@ def render_whatif(engine: Any, proposed: Tunables) -> None:
     st.caption(f"Quality: {qp['from_labels']} answers from labels (feedback, experiments), "
                f"{qp['estimated']} estimated by the learned router, {qp['unknown']} unknown. "
                "Replayed from an empty cache, in arrival order, with the cache's own verification.")
-    curve = pd.DataFrame(replay.threshold_curve(proposed, CURVE_THRESHOLDS))
     fig = px.line(curve, x="threshold", y=["hit_rate", "l1_hit_rate"], markers=True,
                   labels={"value": "hit rate", "threshold": "semantic_threshold"})
     fig.add_vline(x=proposed.semantic_threshold, line_dash="dot")

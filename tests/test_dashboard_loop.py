@@ -67,3 +67,21 @@ def test_tuning_preview_shows_whatif_before_saving(engine: Any) -> None:
     assert "semantic_enabled, semantic_threshold" in all_text(at)  # the changed knobs are named
     assert engine.tunables().semantic_threshold == 0.85  # preview never saves
     assert any(getattr(c, "key", None) == "tuning_whatif_curve" for c in at.main) or "hit_rate" in str(at.main)
+
+
+def test_tuning_whatif_is_replayed_once_per_distinct_input(engine: Any) -> None:
+    for p in ("Which fern grows best in shade?", "What fern grows best in the shade?"):
+        engine.ask(p)
+    at = app_test("tuning")
+    no_exception(at)
+    first = at.session_state["_whatif_figures"]
+    assert first[1].requests == 2
+    at.run()  # a rerun that changes nothing reuses the figures
+    assert at.session_state["_whatif_figures"] is first
+    engine.ask("How tall do sunflowers grow?")  # the log grew: replayed again
+    at.run()
+    again = at.session_state["_whatif_figures"]
+    assert again is not first and again[1].requests == 3
+    at.number_input(key="tuning_semantic_threshold").set_value(0.95)
+    at.button(key="tuning_preview").click().run()  # another proposal: replayed again
+    assert at.session_state["_whatif_figures"][0] != again[0]
