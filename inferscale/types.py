@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+CACHE_LEVELS = ("L1", "L2", "L3", "L4")  # semantic, state, per-model output, result (cache/levels.py)
+
 Message = dict[str, str]  # {"role": ..., "content": ...}
 # Scores one candidate answer in [0, 1] without knowing the expected answer (substitute x back into
 # the equation, re-run the tests, recompute); used by best-of-n, tree-search and cascade's gate.

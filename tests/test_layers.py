@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "inferscale"
 # Lowest first. A module may import its own group and any group of a lower rank.
 LAYERS: list[set[str]] = [
     {"errors", "types", "redact", "limits", "terminal", "blas", "process"},
-    {"settings", "inputs", "background"},
+    {"settings", "inputs", "background", "packages"},
     {"storage"},  # db.py (the runner) + schema.py (the migrations): the storage base
     {"registry", "embeddings"},
     {"config_store"},  # checks model ids in the tunables against the registry

@@ -8,12 +8,13 @@ from dataclasses import replace
 
 from .checks import reordered_numbers
 from .lexicon import Lexicon, default_lexicon
+from .scope import EMBED_CHARS
 from .textdiff import profile
 from .turns import TURN_SEP, Candidate, bare_reply, stands_alone
 from .verdict import REJECT, Verdict, VerifyConfig
 from .verify import SpanSimilarity, frame, verify
 
-LONG_TEXT = 2000  # = scope.EMBED_CHARS: a last message this long was truncated
+LONG_TEXT = EMBED_CHARS  # a last message this long was truncated
 
 
 def _turns_conflict(a: list[str], b: list[str], config: VerifyConfig, lexicon: Lexicon,

@@ -30,6 +30,7 @@ from ..background import WriteBehind
 from ..db import Database
 from ..embeddings import Embedder
 from ..settings import Settings, Tunables
+from ..types import CACHE_LEVELS
 from .chroma_index import ChromaIndex
 from .eviction import Eviction, Limits
 from .exact import Entry, ExactCache
@@ -38,7 +39,7 @@ from .semantic import LookupResult, SemanticCache, Vectors
 from .verify import VerifyConfig
 
 log = logging.getLogger(__name__)
-LEVELS = ("L1", "L2", "L3", "L4")
+LEVELS = CACHE_LEVELS
 ENFORCE_EVERY = 1  # check limits after every Nth write per level (1 = always)
 # A lookup waits at most this long for a queued L1 entry it could match; then it searches without
 # it (a hung Chroma server must not hang requests that would miss anyway).

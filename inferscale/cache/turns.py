@@ -6,9 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from .scope import TURN_SEP
 from .textdiff import FRAMING, profile, stem
-
-TURN_SEP = "\x1e"  # between the rendered turns of `history` (see scope.py)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..packages import package_dir
 from .datasets import Dataset, DatasetError, Item, pick
 
 GSM8K_SYSTEM = "Solve the problem. End with a line '#### <number>' giving the final answer."
@@ -17,13 +18,7 @@ HUMANEVAL_SYSTEM = "Complete the Python function. Reply with the complete functi
 
 
 def _package_dir(module: str, pip_name: str) -> Path:
-    import importlib
-
-    try:
-        mod = importlib.import_module(module)
-    except ImportError:
-        raise DatasetError(f"this dataset needs the {pip_name!r} package: pip install {pip_name}") from None
-    return Path(mod.__file__).parent  # type: ignore[arg-type]
+    return package_dir(module, f"this dataset needs the {pip_name!r} package: pip install {pip_name}", DatasetError)
 
 
 def load_gsm8k(limit: int | None, seed: int | None) -> Dataset:

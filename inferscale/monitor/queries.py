@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .store import CACHE_LEVELS
+from ..types import CACHE_LEVELS
 
 # Bucket widths tried in order; the first that gives at most MAX_BUCKETS points wins.
 BUCKETS_S = (300, 900, 3600, 6 * 3600, 86400, 7 * 86400)

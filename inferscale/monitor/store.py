@@ -11,10 +11,8 @@ from typing import Any
 
 from ..db import Database
 from ..redact import redact
-from ..types import AskResult, Cooldown, MemberResult
+from ..types import CACHE_LEVELS, AskResult, Cooldown, MemberResult
 from . import owner
-
-CACHE_LEVELS = ("L1", "L2", "L3", "L4")
 
 
 class Monitor:

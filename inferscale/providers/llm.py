@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
-import re
 import threading
 import time
 import warnings
@@ -18,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..errors import FailureKind
-from ..limits import answer_char_cap, cap_answer
+from ..limits import answer_char_cap, cap_answer, word_tokens
 from ..redact import clip, remember_secret
 from ..registry import ModelSpec
 from ..settings import Settings, prepare_offline_env
@@ -31,7 +29,6 @@ OnToken = Callable[[str, str], Awaitable[None] | None]  # (model_id, text_delta)
 
 log = logging.getLogger("inferscale.providers")
 log.addHandler(logging.NullHandler())  # a library logs; the application decides where it goes
-_WORD = re.compile(r"\w+|[^\w\s]")
 ERROR_CHARS = 300  # a provider error is cut to this many characters, after redaction
 
 
@@ -244,7 +241,7 @@ async def call_model(
 
 def estimate_tokens(messages: list[Message]) -> int:
     """Tokenizer-free upper-side estimate (~1.3 tokens per word or mark, +4 per message)."""
-    return sum(math.ceil(len(_WORD.findall(m.get("content") or "")) * 1.3) + 4 for m in messages)
+    return sum(word_tokens(m.get("content") or "") + 4 for m in messages)
 
 
 def context_problem(spec: ModelSpec, messages: list[Message], params: dict[str, Any],

