@@ -18,7 +18,7 @@ The replay starts from an empty cache at the first replayed request.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -38,6 +38,7 @@ PROJECT_ABOVE = 4096  # entries in one scope above which candidates are found in
 PROJECT_DIM = 64
 EXACT_BLOCK = 512  # rows per product: a smaller block wastes less on the masked later entries
 L1_K = 4  # = SemanticCache's default k
+GROUP = 16  # columns per group in the exact search's bound on a row's k-th similarity
 
 
 @dataclass(frozen=True)
@@ -133,32 +134,73 @@ def _scope_neighbours(ents: np.ndarray, V_all: np.ndarray, top: np.ndarray, sims
 def _exact_top(V: np.ndarray, ents: np.ndarray, top: np.ndarray, sims: np.ndarray, k: int, block: int) -> None:
     """A block of entries x every entry up to the block's end as one product, later ones masked; per
     row the k-th largest similarity by partition, then every candidate at or above it (all of a tie)
-    sorted by similarity, then by arrival: the same as sorting all earlier entries."""
-    n = len(ents)
-    later = np.triu(np.ones((block, block), dtype=bool))  # within the diagonal block: self and later
+    sorted by similarity, then by arrival: the same as sorting all earlier entries.
+
+    The partition and the candidates are found among the columns that can hold them only: the
+    columns of a row are dealt into groups (column c into group c mod the number of groups); at
+    least k entries are at or above the k-th largest group maximum, so the row's k-th largest is too,
+    and every entry at or above it is in a group whose maximum is. Those groups (all of a tie) are
+    the only columns the exact selection reads."""
+    n, g = len(ents), GROUP
+    low = np.finfo(V.dtype).min
     for a in range(0, n, block):
         b = min(n, a + block)
+        bp, rows = -(-b // g) * g, b - a
         S = V[a:b] @ V[:b].T
-        S[:, a:b][later[: b - a, : b - a]] = -np.inf
-        kk = min(k, b)
-        kth = np.partition(S, b - kk, axis=1)[:, b - kk]
+        if bp > b:  # pad to whole groups (a product of another shape may round differently: padded after)
+            S = np.concatenate([S, np.full((rows, bp - b), -np.inf, dtype=S.dtype)], axis=1)
+        S[:, a:][np.arange(a, bp)[None, :] >= np.arange(a, b)[:, None]] = -np.inf  # self, later, padding
+        cols = None
+        groups = bp // g
+        if groups > k:
+            gmax = S.reshape(rows, g, groups).max(axis=1)
+            sel = np.argpartition(gmax, groups - k, axis=1)[:, groups - k:]
+            bound = np.maximum(np.take_along_axis(gmax, sel, axis=1).min(axis=1), low)
+            keep = int(np.count_nonzero(gmax >= bound[:, None], axis=1).max())
+            if keep > k:  # a tie at the bound: every group at it
+                sel = np.argpartition(gmax, groups - keep, axis=1)[:, groups - keep:] if keep < groups else None
+            if sel is not None:
+                cols = (np.arange(g)[None, :, None] * groups + sel[:, None, :]).reshape(rows, -1)
+                S = np.take_along_axis(S, cols, axis=1)
+        w = S.shape[1]
+        kk = min(k, w)
+        kth = np.partition(S, w - kk, axis=1)[:, w - kk]
         # at or above the k-th, never a masked entry (a row with fewer than k earlier has kth = -inf)
-        ri, ci = np.nonzero(np.maximum(kth, np.finfo(S.dtype).min)[:, None] <= S)
-        vals = S[ri, ci]
-        order = np.lexsort((ci, -vals, ri))
-        ri, ci, vals = ri[order], ci[order], vals[order]
-        starts = np.searchsorted(ri, np.arange(b - a))
-        pos = np.arange(len(ri)) - starts[ri]
-        keep = pos < k
-        rows = ents[a + ri[keep]]
-        top[rows, pos[keep]] = ents[ci[keep]]
-        sims[rows, pos[keep]] = vals[keep]
+        ri, pi = np.nonzero(np.maximum(kth, low)[:, None] <= S)
+        counts = np.bincount(ri, minlength=rows)
+        pos = np.arange(len(ri)) - (np.cumsum(counts) - counts)[ri]
+        width = int(counts.max()) if len(ri) else 0
+        vals = np.full((rows, width), -np.inf, dtype=S.dtype)
+        col = np.full((rows, width), np.iinfo(np.int64).max, dtype=np.int64)
+        vals[ri, pos] = S[ri, pi]
+        col[ri, pos] = cols[ri, pi] if cols is not None else pi
+        order = np.lexsort((col, -vals), axis=1)[:, :k]  # by similarity, then arrival
+        vals, col = np.take_along_axis(vals, order, axis=1), np.take_along_axis(col, order, axis=1)
+        r, p = np.nonzero(np.isfinite(vals))
+        top[ents[a + r], p] = ents[col[r, p]]
+        sims[ents[a + r], p] = vals[r, p]
 
 
 def _lowest_need(cfg: VerifyConfig) -> float:
     """Below every similarity the verifier's config names, no candidate can pass (except an
     identical conversation, checked first): such candidates are rejected without the verifier."""
     return min(v for v in asdict(cfg).values() if isinstance(v, float))
+
+
+def reach(near: Near, low: float, entry_hist: np.ndarray) -> list[int]:
+    """Per entry, how many of its neighbours a lookup without earlier turns must look at: past
+    that, every neighbour has a search similarity below `low` and no request with earlier turns,
+    so its similarity is the search one (`min(1, s)`) and the verifier is never reached (a
+    neighbour is another conversation: never identical). Skipping them changes no answer: a
+    rejected candidate only counts towards the `L1_K` looked at, and none is left after them."""
+    top, sims = near.top, near.sims
+    if top.shape[1] == 0:
+        return [0] * len(top)
+    # compared as the loop compares, in float64 (the float32 similarities convert exactly)
+    below = np.minimum(1.0, sims.astype(np.float64)) < low
+    skip = (top < 0) | (below & ~entry_hist[np.maximum(top, 0)])
+    trailing = np.cumprod(skip[:, ::-1], axis=1).sum(axis=1)
+    return (top.shape[1] - trailing).tolist()
 
 
 def replay_cache(  # noqa: C901 - one pass over the log, L4 then L1 per request, kept together
@@ -174,6 +216,11 @@ def replay_cache(  # noqa: C901 - one pass over the log, L4 then L1 per request,
     l4_lim, l1_lim = limits_for(tun, "L4"), limits_for(tun, "L1")
     ttl4, ttl1, semantic = l4_lim.ttl_s, l1_lim.ttl_s, tun.semantic_enabled
     eid, ts = near.entry, [r.ts for r in logged]
+    k_all = near.top.shape[1]
+    entry_hist = np.zeros(len(near.top), dtype=bool)
+    entry_hist[[e for e, r in zip(eid, logged, strict=True) if r.v_hist is not None]] = True
+    cut = reach(near, low, entry_hist) if semantic else []
+    rows: dict[int, tuple[list[int], list[float]]] = {}  # entry -> its neighbours as lists, when read
     l4: OrderedDict[str, int] = OrderedDict()  # L4 key -> index of the request that stored it
     l1: OrderedDict[int, int] = OrderedDict()  # entry id (scope, conversation) -> index of its request
     out: list[Served] = []
@@ -187,12 +234,24 @@ def replay_cache(  # noqa: C901 - one pass over the log, L4 then L1 per request,
             continue
         hit = None
         if semantic:
-            seen = 0
+            own = eid[i]
+            # Stored entries nearest first, as (request index, similarity): the entry of this very
+            # conversation (similarity 1), then the neighbours still stored (not hits, not evicted).
+            found = [(j, 1.0)] if (j := l1.get(own)) is not None else []
+            n = cut[own] if r.v_hist is None else k_all
+            if n and len(found) < L1_K:
+                row = rows.get(own)
+                if row is None:
+                    row = rows[own] = (near.top[own].tolist(), near.sims[own].tolist())
+                for e, s in zip(row[0][:n], row[1][:n], strict=True):
+                    if e < 0:
+                        break
+                    if (j := l1.get(e)) is not None:
+                        found.append((j, s))
+                        if len(found) == L1_K:
+                            break
             query = None
-            for j, s in _stored(eid[i], l1, near):
-                seen += 1
-                if seen > L1_K:
-                    break
+            for j, s in found:
                 if ttl1 > 0 and ts[j] < ts[i] - ttl1:
                     continue  # expired
                 c = logged[j]
@@ -204,7 +263,7 @@ def replay_cache(  # noqa: C901 - one pass over the log, L4 then L1 per request,
                     continue
                 sim_hist = (min(1.0, float(np.dot(c.v_hist, r.v_hist)))
                             if c.v_hist is not None and r.v_hist is not None else None)
-                key = (j, eid[i], sim_last, sim_hist)
+                key = (j, own, sim_last, sim_hist)
                 ok = verdicts.get(key)
                 if ok is None:
                     query = query or Candidate(r.last, r.history, r.exact_hash)
@@ -221,19 +280,6 @@ def replay_cache(  # noqa: C901 - one pass over the log, L4 then L1 per request,
         if semantic:
             _put(l1, eid[i], i, l1_lim.max_entries)
     return out
-
-
-def _stored(own: int, l1: dict[int, int], near: Near) -> Iterator[tuple[int, float]]:
-    """Stored entries nearest first, as (request index, similarity): the entry of this very
-    conversation (similarity 1), then the neighbours still stored (not hits, not evicted)."""
-    if own in l1:
-        yield l1[own], 1.0
-    for e, s in zip(near.top[own].tolist(), near.sims[own].tolist(), strict=True):
-        if e < 0:
-            return
-        j = l1.get(e)
-        if j is not None:
-            yield j, s
 
 
 def _put(store: OrderedDict, key: object, i: int, max_entries: int) -> None:
