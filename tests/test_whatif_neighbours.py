@@ -30,7 +30,8 @@ TEXTS = (
 HISTORY = "user: I rent a flat with a small kitchen\x1eassistant: Noted."
 
 
-def synthetic_log(n: int, seed: int) -> list[Logged]:
+def synthetic_log(n: int, seed: int, spread: bool = False) -> list[Logged]:
+    """`spread`: coordinates in sixteenths instead, no chats (still exact: few ties, most cosines distinct)."""
     rng = np.random.default_rng(seed)
     uniques: list[tuple[np.ndarray, str, bool]] = []
     out = []
@@ -40,8 +41,12 @@ def synthetic_log(n: int, seed: int) -> list[Logged]:
             u = int(rng.integers(0, len(uniques)))
         else:
             v = np.zeros(DIM, dtype=np.float32)
-            v[rng.choice(DIM, 4, replace=False)] = rng.choice([-0.5, 0.5], 4)
-            uniques.append((v, TEXTS[int(rng.integers(0, len(TEXTS)))], bool(rng.random() < 0.2)))
+            if spread:
+                v[:] = rng.integers(-8, 9, DIM) / 16
+            else:
+                v[rng.choice(DIM, 4, replace=False)] = rng.choice([-0.5, 0.5], 4)
+            # (no chats when spread: a chat's search vector is normalised, no longer exact)
+            uniques.append((v, TEXTS[int(rng.integers(0, len(TEXTS)))], bool(rng.random() < 0.2) and not spread))
             u = len(uniques) - 1
         v, text, chat = uniques[u]
         scope = f"S:{u % 2}"
@@ -79,6 +84,18 @@ def test_blocked_neighbours_equal_the_straightforward_search(seed: int) -> None:
         assert near.entry == ref.entry
         assert np.array_equal(near.top, ref.top)
         assert np.array_equal(near.sims, ref.sims)
+
+
+@pytest.mark.parametrize("spread", [False, True], ids=["ties", "distinct"])
+def test_neighbours_of_large_scopes_equal_the_straightforward_search(spread: bool) -> None:
+    # Scopes of more than 512 entries: rows are narrowed to the column groups that can hold their
+    # nearest (with many ties at the bound, and with hardly any).
+    logged = synthetic_log(1800, 5, spread)
+    ref = straightforward(logged)
+    assert np.bincount([int(logged[i].scope[2:]) for i in entries(logged)[1]]).min() > 600
+    near = neighbours(logged)
+    assert np.array_equal(near.top, ref.top)
+    assert np.array_equal(near.sims, ref.sims)
 
 
 @pytest.mark.parametrize("knobs", [

@@ -157,9 +157,9 @@ def _exact_top(V: np.ndarray, ents: np.ndarray, top: np.ndarray, sims: np.ndarra
             sel = np.argpartition(gmax, groups - k, axis=1)[:, groups - k:]
             bound = np.maximum(np.take_along_axis(gmax, sel, axis=1).min(axis=1), low)
             keep = int(np.count_nonzero(gmax >= bound[:, None], axis=1).max())
-            if keep > k:  # a tie at the bound: every group at it
-                sel = np.argpartition(gmax, groups - keep, axis=1)[:, groups - keep:] if keep < groups else None
-            if sel is not None:
+            if k < keep < groups:  # a tie at the bound: every group at it
+                sel = np.argpartition(gmax, groups - keep, axis=1)[:, groups - keep:]
+            if keep < groups:
                 cols = (np.arange(g)[None, :, None] * groups + sel[:, None, :]).reshape(rows, -1)
                 S = np.take_along_axis(S, cols, axis=1)
         w = S.shape[1]
