@@ -104,6 +104,7 @@ def replay_routes(engine: Any, logged: Sequence[Logged], tun: Tunables, labels: 
     specs = {s.id: s for s in engine.registry.list()}
     col = {m: j for j, m in enumerate(learned.models)} if learned is not None else {}
     memo: dict[tuple, Any] = {}
+    prices: dict[tuple[tuple[str, ...], int, int], float] = {}  # a function of the specs and the tokens
     out = []
     for i, r in enumerate(logged):
         name = tun.default_router if r.router == current_default and not r.explicit else r.router
@@ -133,8 +134,12 @@ def replay_routes(engine: Any, logged: Sequence[Logged], tun: Tunables, labels: 
             cost = r.cost_usd  # routed as logged: what it really cost
         else:
             tokens_out = r.tokens_out or tun.max_tokens
-            cost = sum(engine.predicted_cost(specs[m], r.analysis.tokens, tokens_out)
-                       for m in decision.models if m in specs)
+            pk = (tuple(decision.models), r.analysis.tokens, tokens_out)
+            priced = prices.get(pk)
+            if priced is None:
+                priced = prices[pk] = sum(engine.predicted_cost(specs[m], r.analysis.tokens, tokens_out)
+                                          for m in decision.models if m in specs)
+            cost = priced
         q = labels.quality(r, model)
         if q is not None:
             out.append(Routed(model, cost, q, "label"))
