@@ -227,17 +227,19 @@ def replay_cache(  # noqa: C901 - one pass over the log, L4 then L1 per request,
     # An exact repeat of a request served from L1 looks the same candidates up again (a hit stores
     # nothing): the verdict is a function of the two conversations and the two similarities.
     verdicts: dict[tuple[int, int, float, float | None], bool] = {}
+    l4_get, l1_get, put, max4, max1 = l4.get, l1.get, out.append, l4_lim.max_entries, l1_lim.max_entries
+    served_l4: dict[int, Served] = {}  # one record per source: many hits share one
     for i, r in enumerate(logged):
-        src = l4.get(r.l4_key)
+        src = l4_get(r.l4_key)
         if src is not None and not (ttl4 > 0 and ts[src] < ts[i] - ttl4):
-            out.append(Served("L4", src))
+            put(served_l4.get(src) or served_l4.setdefault(src, Served("L4", src)))
             continue
         hit = None
         if semantic:
             own = eid[i]
             # Stored entries nearest first, as (request index, similarity): the entry of this very
             # conversation (similarity 1), then the neighbours still stored (not hits, not evicted).
-            found = [(j, 1.0)] if (j := l1.get(own)) is not None else []
+            found = [(j, 1.0)] if (j := l1_get(own)) is not None else []
             n = cut[own] if r.v_hist is None else k_all
             if n and len(found) < L1_K:
                 row = rows.get(own)
@@ -246,7 +248,7 @@ def replay_cache(  # noqa: C901 - one pass over the log, L4 then L1 per request,
                 for e, s in zip(row[0][:n], row[1][:n], strict=True):
                     if e < 0:
                         break
-                    if (j := l1.get(e)) is not None:
+                    if (j := l1_get(e)) is not None:
                         found.append((j, s))
                         if len(found) == L1_K:
                             break
@@ -273,17 +275,22 @@ def replay_cache(  # noqa: C901 - one pass over the log, L4 then L1 per request,
                     hit = j
                     break
         if hit is not None:
-            out.append(Served("L1", hit))
+            put(Served("L1", hit))
             continue
-        out.append(miss)
-        _put(l4, r.l4_key, i, l4_lim.max_entries)
+        put(miss)
+        # stored as the cache stores: a key already there is replaced, the oldest past the limit go
+        l4.pop(r.l4_key, None)
+        l4[r.l4_key] = i
+        if len(l4) > max4:
+            _trim(l4, max4)
         if semantic:
-            _put(l1, eid[i], i, l1_lim.max_entries)
+            l1.pop(own, None)
+            l1[own] = i
+            if len(l1) > max1:
+                _trim(l1, max1)
     return out
 
 
-def _put(store: OrderedDict, key: object, i: int, max_entries: int) -> None:
-    store.pop(key, None)  # the cache replaces an entry of the same key
-    store[key] = i
+def _trim(store: OrderedDict, max_entries: int) -> None:
     while len(store) > max_entries:
         store.popitem(last=False)

@@ -13,15 +13,17 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from ..blas import single_thread
 from ..errors import ConfigError
 from ..routing.artefact import RouterArtefactError, RouterModel, load_cached
 from ..settings import Tunables
-from .cache_replay import Served, neighbours, replay_cache
+from .cache_replay import Near, Served, neighbours, replay_cache
 from .log import Logged, read_log
 from .route_replay import Labels, Routed, load_labels, replay_routes, routing_knobs, same_answer
 
@@ -113,7 +115,11 @@ class Replay:
         if not self.logged:
             raise ConfigError("whatif: the request log is empty" + (" since that time" if since else "")
                               + "; serve some requests first (inferscale ask, batch, the Playground)")
-        self.near = neighbours(self.logged)
+        # The neighbour search is numpy products (the GIL released): it runs in a thread beside the
+        # Python work that does not need it (labels, the routing replays: `whatif` starts them).
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whatif-neighbours")
+        self._near: Future[Near] = pool.submit(neighbours, self.logged)
+        pool.shutdown(wait=False)
         self.labels: Labels = load_labels(engine, self.logged)
         self.context = engine.embedder.span_similarity if context else None
         try:
@@ -124,6 +130,10 @@ class Replay:
                      if self.learned is not None else None)
         self._routes: dict[str, list[Routed]] = {}
         self._served: dict[str, list[Served]] = {}
+
+    @property
+    def near(self) -> Near:
+        return self._near.result()
 
     def served(self, tun: Tunables) -> list[Served]:
         key = cache_knobs(tun)
@@ -192,7 +202,10 @@ class Replay:
 
 def whatif(engine: Any, proposed: Tunables, since: float | None = None, replay: Replay | None = None) -> Report:
     t0 = time.perf_counter()
-    rp = replay or Replay(engine, since)
-    current = engine.tunables()
-    changed = tuple(k for k, v in proposed.to_dict().items() if current.to_dict()[k] != v)
-    return Report(len(rp.logged), rp.side(current), rp.side(proposed), changed, time.perf_counter() - t0)
+    # One BLAS thread throughout (`blas`): the neighbour search's thread and this one each keep a core.
+    with single_thread():
+        rp = replay or Replay(engine, since)
+        current = engine.tunables()
+        changed = tuple(k for k, v in proposed.to_dict().items() if current.to_dict()[k] != v)
+        rp.routes(current), rp.routes(proposed)  # while the neighbours are searched
+        return Report(len(rp.logged), rp.side(current), rp.side(proposed), changed, time.perf_counter() - t0)
