@@ -32,6 +32,7 @@ from ..cache.turns import Candidate
 from ..cache.verify import SpanSimilarity, VerifyConfig
 from ..settings import Tunables
 from .log import Logged
+from .verdicts import Verdicts
 
 K_SEARCH = 32  # earlier neighbours kept per entry; a lookup reads the first k still stored
 PROJECT_ABOVE = 4096  # entries in one scope above which candidates are found in a projection
@@ -205,14 +206,16 @@ def reach(near: Near, low: float, entry_hist: np.ndarray) -> list[int]:
 
 def replay_cache(  # noqa: C901 - one pass over the log, L4 then L1 per request, kept together
         logged: Sequence[Logged], tun: Tunables, near: Near,
-        context: SpanSimilarity | None = None) -> list[Served]:
-    """What each logged request would have got from the cache with `tun`."""
+        context: SpanSimilarity | None = None, shared: Verdicts | None = None) -> list[Served]:
+    """What each logged request would have got from the cache with `tun`. `shared`: verdicts kept
+    from replays of the same log (and `near`) with other tunables."""
     miss = Served(None, None)
     if not tun.cache_enabled:
         return [miss] * len(logged)
     cfg = verify_config(tun)
     low = _lowest_need(cfg)
     lexicon = default_lexicon()  # what `decide` would look up per call (a settings read each time)
+    memo = (shared or Verdicts()).serving(context, lexicon)
     l4_lim, l1_lim = limits_for(tun, "L4"), limits_for(tun, "L1")
     ttl4, ttl1, semantic = l4_lim.ttl_s, l1_lim.ttl_s, tun.semantic_enabled
     eid, ts = near.entry, [r.ts for r in logged]
@@ -269,8 +272,9 @@ def replay_cache(  # noqa: C901 - one pass over the log, L4 then L1 per request,
                 ok = verdicts.get(key)
                 if ok is None:
                     query = query or Candidate(r.last, r.history, r.exact_hash)
-                    ok = verdicts[key] = decide(Candidate(c.last, c.history, c.exact_hash), query, sim_last,
-                                                sim_hist, cfg, context, lexicon).ok
+                    cached = Candidate(c.last, c.history, c.exact_hash)
+                    ok = verdicts[key] = memo.ok(key, cfg, lambda config: decide(  # noqa: B023 - called here
+                        cached, query, sim_last, sim_hist, config, context, lexicon).ok)  # noqa: B023
                 if ok:
                     hit = j
                     break

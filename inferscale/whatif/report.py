@@ -26,6 +26,7 @@ from ..settings import Tunables
 from .cache_replay import Near, Served, neighbours, replay_cache
 from .log import Logged, read_log
 from .route_replay import Labels, Routed, load_labels, replay_routes, routing_knobs, same_answer
+from .verdicts import Verdicts
 
 
 def cache_knobs(tun: Tunables) -> str:
@@ -130,6 +131,7 @@ class Replay:
                      if self.learned is not None else None)
         self._routes: dict[str, list[Routed]] = {}
         self._served: dict[str, list[Served]] = {}
+        self._verdicts = Verdicts()  # the verifier's verdicts, reused between tunables where they can be
 
     @property
     def near(self) -> Near:
@@ -138,7 +140,7 @@ class Replay:
     def served(self, tun: Tunables) -> list[Served]:
         key = cache_knobs(tun)
         if key not in self._served:
-            self._served[key] = replay_cache(self.logged, tun, self.near, self.context)
+            self._served[key] = replay_cache(self.logged, tun, self.near, self.context, self._verdicts)
         return self._served[key]
 
     def routes(self, tun: Tunables) -> list[Routed]:
