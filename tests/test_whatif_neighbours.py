@@ -112,3 +112,40 @@ def test_fast_replay_gives_the_hits_of_the_straightforward_one(knobs: dict) -> N
     assert fast == slow
     levels = {s.level for s in fast}
     assert {"L4", "L1", None} <= levels  # every outcome occurs, so the comparison says something
+
+
+def test_a_verdict_is_reused_only_where_every_field_it_read_is_the_same() -> None:
+    from inferscale.cache.verify import VerifyConfig
+    from inferscale.whatif.verdicts import Verdicts
+
+    calls: list[float] = []
+
+    def run(cfg: VerifyConfig) -> bool:  # reads `floor`, and `threshold` only above a floor of 0.5
+        calls.append(cfg.floor)
+        return cfg.floor < 0.5 or cfg.threshold > 0.8
+
+    memo = Verdicts()
+    base = VerifyConfig(threshold=0.85, floor=0.4)
+    assert memo.ok("pair", base, run) is True
+    assert memo.ok("pair", replace(base, threshold=0.5), run) is True  # threshold never read: reused
+    assert len(calls) == 1
+    assert memo.ok("pair", replace(base, floor=0.6), run) is True  # floor read: asked again
+    assert memo.ok("pair", replace(base, floor=0.6, threshold=0.7), run) is False  # now threshold was read
+    assert memo.ok("other", base, run) is True  # another pair: asked again
+    assert len(calls) == 4
+
+
+def test_verdicts_kept_across_tunables_give_the_hits_of_fresh_replays() -> None:
+    from inferscale.whatif.verdicts import Verdicts
+
+    logged = synthetic_log(300, 7)
+    near = neighbours(logged, block=64)
+    memo = Verdicts()
+    outcomes = set()
+    for knobs in ({}, {"semantic_threshold": 0.75, "semantic_floor": 0.5, "semantic_qualifier_threshold": 0.75},
+                  {"semantic_floor": 0.25}, {"semantic_threshold": 0.6, "semantic_floor": 0.25}, {}):
+        tun = replace(Tunables(), **knobs)
+        shared = replay_cache(logged, tun, near, shared=memo)
+        assert shared == replay_cache(logged, tun, near)
+        outcomes.add(tuple(shared))
+    assert len(outcomes) >= 3  # the knobs change hits: kept verdicts had to be told apart
