@@ -59,12 +59,25 @@ class Near:
     sims: np.ndarray  # (entries, K) float32; rows are read as lists per lookup, not all converted
 
 
+Vector = np.ndarray | bytes  # a stored vector, or its float32 blob as the log holds it
+
+
 def search_vectors(logged: Sequence[Logged]) -> np.ndarray:
     """`semantic.Vectors.search` for every request, as one matrix."""
-    L = np.stack([r.v_last for r in logged]).astype(np.float32)
-    hist = [i for i, r in enumerate(logged) if r.v_hist is not None]
+    return _search_matrix([r.v_last for r in logged], [r.v_hist for r in logged])
+
+
+def _matrix(vs: Sequence[Vector]) -> np.ndarray:
+    if vs and isinstance(vs[0], bytes):  # one read of the joined blobs, not one array per row
+        return np.frombuffer(b"".join(vs), dtype=np.float32).reshape(len(vs), -1).copy()  # type: ignore[arg-type]
+    return np.stack(vs).astype(np.float32)
+
+
+def _search_matrix(last: Sequence[Vector], history: Sequence[Vector | None]) -> np.ndarray:
+    L = _matrix(last)
+    hist = [i for i, v in enumerate(history) if v is not None]
     if hist:
-        H = np.stack([v for i in hist if (v := logged[i].v_hist) is not None]).astype(np.float32)
+        H = _matrix([v for i in hist if (v := history[i]) is not None])
         v = L[hist] + HISTORY_WEIGHT * H
         norms = np.linalg.norm(v, axis=1, keepdims=True)
         L[hist] = v / np.where(norms == 0, 1.0, norms)
@@ -74,26 +87,34 @@ def search_vectors(logged: Sequence[Logged]) -> np.ndarray:
 def entries(logged: Sequence[Logged]) -> tuple[list[int], list[int]]:
     """(entry id of each request, index of each entry's first request): requests with the same
     scope and exact text are one cache entry."""
+    return _entries([r.scope for r in logged], [r.exact_hash for r in logged])
+
+
+def _entries(scopes: Sequence[str], hashes: Sequence[str]) -> tuple[list[int], list[int]]:
     entry_of: dict[tuple[str, str], int] = {}
-    reps: list[int] = []
-    eid = []
-    for i, r in enumerate(logged):
-        e = entry_of.setdefault((r.scope, r.exact_hash), len(reps))
-        if e == len(reps):
-            reps.append(i)
-        eid.append(e)
+    eid = [entry_of.setdefault(key, len(entry_of)) for key in zip(scopes, hashes, strict=True)]
+    # ids are given in order of first appearance: the first index of each, in id order
+    reps = np.unique(np.array(eid, dtype=np.int64), return_index=True)[1].tolist() if eid else []
     return eid, reps
 
 
 def neighbours(logged: Sequence[Logged], k: int = K_SEARCH, block: int = 2048) -> Near:
-    eid, reps = entries(logged)
+    return neighbours_of([r.scope for r in logged], [r.exact_hash for r in logged],
+                         [r.v_last for r in logged], [r.v_hist for r in logged], k, block)
+
+
+def neighbours_of(scopes: Sequence[str], hashes: Sequence[str], last: Sequence[Vector],
+                  history: Sequence[Vector | None], k: int = K_SEARCH, block: int = 2048) -> Near:
+    """`neighbours` from the log's columns (the replay starts it before its records are built)."""
+    eid, reps = _entries(scopes, hashes)
     m = len(reps)
     top = np.full((m, k), -1, dtype=np.int64)
     sims = np.full((m, k), -np.inf, dtype=np.float32)
     by_scope: dict[str, list[int]] = {}
     for e, i in enumerate(reps):
-        by_scope.setdefault(logged[i].scope, []).append(e)
-    V_all = search_vectors([logged[i] for i in reps]) if m else np.zeros((0, 1), np.float32)
+        by_scope.setdefault(scopes[i], []).append(e)
+    V_all = (_search_matrix([last[i] for i in reps], [history[i] for i in reps]) if m
+             else np.zeros((0, 1), np.float32))
     with single_thread():
         for ents in by_scope.values():
             if len(ents) >= 2:

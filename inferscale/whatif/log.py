@@ -47,6 +47,24 @@ class Logged:
 def read_log(database: Database, embedder: Embedder | None, since: float | None = None) -> list[Logged]:
     """Logged requests in arrival order. Vectors missing from the log are embedded now (exact
     backend) and written back, so the next replay does not embed them again."""
+    return build(read_rows(database, embedder, since))
+
+
+@dataclass(frozen=True)
+class Rows:
+    """The log as read, before its records are built: `columns()` is what the neighbour search needs."""
+
+    log: list[Any]  # request_log rows with their vectors, of finished requests, in arrival order
+    done: dict[str, Any]  # request id -> (answer, models, cost, latency, cache level, saved)
+    tokens_out: dict[str, int]
+
+    def columns(self) -> tuple[list[str], list[str], list[bytes], list[bytes | None]]:
+        """Scope, exact hash, and the last message's and earlier turns' vector blobs per request."""
+        kept = [r for r in self.log if r[8] is not None]
+        return [r[3] for r in kept], [r[7] for r in kept], [r[8] for r in kept], [r[9] for r in kept]
+
+
+def read_rows(database: Database, embedder: Embedder | None, since: float | None = None) -> Rows:
     db = database.db
     where, args = ("WHERE ts >= ?", [since]) if since is not None else ("", [])
     # Three plain reads joined here: one joined query spent as long looking rows up as reading them.
@@ -63,10 +81,16 @@ def read_log(database: Database, embedder: Embedder | None, since: float | None 
         + " GROUP BY request_id", args).fetchall())
     rows = [r for r in rows if r[0] in done]
     _fill_vectors(database, embedder, rows)
+    return Rows(rows, done, tokens_out)
+
+
+def build(rows: Rows) -> list[Logged]:
+    """The records of the requests whose vectors are known, in arrival order."""
+    done, tokens_out = rows.done, rows.tokens_out
     ids = lru_cache(maxsize=1024)(lambda s: tuple(json.loads(s)))  # model lists repeat: parse each once
     analyses: dict[tuple[Any, ...], Analysis] = {}  # (complexity, domain, tokens, capability) repeat too
     out = []
-    for r in rows:
+    for r in rows.log:
         vl = np.frombuffer(r[8], dtype=np.float32) if r[8] is not None else None
         if vl is None:
             continue  # no embedder given and never embedded: cannot be compared

@@ -23,8 +23,8 @@ from ..blas import single_thread
 from ..errors import ConfigError
 from ..routing.artefact import RouterArtefactError, RouterModel, load_cached
 from ..settings import Tunables
-from .cache_replay import Near, Served, neighbours, replay_cache
-from .log import Logged, read_log
+from .cache_replay import Near, Served, neighbours_of, replay_cache
+from .log import Logged, build, read_rows
 from .route_replay import Labels, Routed, load_labels, replay_routes, routing_knobs, same_answer
 from .verdicts import Verdicts
 
@@ -112,15 +112,17 @@ class Replay:
 
     def __init__(self, engine: Any, since: float | None = None, context: bool = True) -> None:
         self.engine = engine
-        self.logged: list[Logged] = read_log(engine.database, engine.embedder, since)
-        if not self.logged:
+        rows = read_rows(engine.database, engine.embedder, since)
+        columns = rows.columns()
+        if not columns[0]:
             raise ConfigError("whatif: the request log is empty" + (" since that time" if since else "")
                               + "; serve some requests first (inferscale ask, batch, the Playground)")
         # The neighbour search is numpy products (the GIL released): it runs in a thread beside the
-        # Python work that does not need it (labels, the routing replays: `whatif` starts them).
+        # Python work that does not need it (building the records, labels, the routing replays).
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whatif-neighbours")
-        self._near: Future[Near] = pool.submit(neighbours, self.logged)
+        self._near: Future[Near] = pool.submit(neighbours_of, *columns)
         pool.shutdown(wait=False)
+        self.logged: list[Logged] = build(rows)
         self.labels: Labels = load_labels(engine, self.logged)
         self.context = engine.embedder.span_similarity if context else None
         try:
