@@ -181,9 +181,9 @@ def _exact_top(V: np.ndarray, ents: np.ndarray, top: np.ndarray, sims: np.ndarra
             keep = int(np.count_nonzero(gmax >= bound[:, None], axis=1).max())
             if k < keep < groups:  # a tie at the bound: every group at it
                 sel = np.argpartition(gmax, groups - keep, axis=1)[:, groups - keep:]
-            if keep < groups:
-                cols = (np.arange(g)[None, :, None] * groups + sel[:, None, :]).reshape(rows, -1)
-                S = np.take_along_axis(S, cols, axis=1)
+            if keep < groups:  # column = slot x groups + group
+                S = np.take_along_axis(S.reshape(rows, g, groups), sel[:, None, :], axis=2).reshape(rows, -1)
+                cols = sel
         w = S.shape[1]
         kk = min(k, w)
         kth = np.partition(S, w - kk, axis=1)[:, w - kk]
@@ -195,7 +195,7 @@ def _exact_top(V: np.ndarray, ents: np.ndarray, top: np.ndarray, sims: np.ndarra
         vals = np.full((rows, width), -np.inf, dtype=S.dtype)
         col = np.full((rows, width), np.iinfo(np.int64).max, dtype=np.int64)
         vals[ri, pos] = S[ri, pi]
-        col[ri, pos] = cols[ri, pi] if cols is not None else pi
+        col[ri, pos] = (pi // cols.shape[1]) * groups + cols[ri, pi % cols.shape[1]] if cols is not None else pi
         order = np.lexsort((col, -vals), axis=1)[:, :k]  # by similarity, then arrival
         vals, col = np.take_along_axis(vals, order, axis=1), np.take_along_axis(col, order, axis=1)
         r, p = np.nonzero(np.isfinite(vals))
