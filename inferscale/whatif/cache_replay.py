@@ -13,6 +13,10 @@ computed for all requests at once). What is modelled, not re-run:
   * capacity: an entry count over `cache_lN_max_entries` drops the oldest entry (the cache itself
     evicts by GDSF priority, and also by MB, which the replay does not model); TTLs are exact.
 The replay starts from an empty cache at the first replayed request.
+
+What is skipped changes no answer: a neighbour below the lowest similarity the config names is
+never verified (`reach`: past the last one that could be, a lookup stops reading), and a verdict is
+kept across replays with other tunables only where the fields it read agree (`verdicts`).
 """
 
 from __future__ import annotations
