@@ -114,6 +114,23 @@ def test_fast_replay_gives_the_hits_of_the_straightforward_one(knobs: dict) -> N
     assert {"L4", "L1", None} <= levels  # every outcome occurs, so the comparison says something
 
 
+def test_narrowed_search_equals_the_full_one_on_float_vectors(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Cosines of random vectors are all distinct (no tie at a group bound): the same products, with
+    # and without narrowing the rows to the groups that can hold their nearest.
+    from inferscale.whatif import cache_replay
+
+    rng = np.random.default_rng(11)
+    logged = synthetic_log(1900, 3, spread=True)
+    X = rng.standard_normal((len(logged), DIM)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    logged = [replace(r, v_last=X[int(r.exact_hash[1:])]) for r in logged]
+    narrowed = neighbours(logged)
+    monkeypatch.setattr(cache_replay, "GROUP", 10_000)  # every row read whole
+    full = neighbours(logged)
+    assert np.array_equal(narrowed.top, full.top) and np.array_equal(narrowed.sims, full.sims)
+    assert (full.top >= 0).all(axis=1).sum() > 1000
+
+
 def test_a_verdict_is_reused_only_where_every_field_it_read_is_the_same() -> None:
     from inferscale.cache.verify import VerifyConfig
     from inferscale.whatif.verdicts import Verdicts

@@ -163,30 +163,34 @@ def _exact_top(V: np.ndarray, ents: np.ndarray, top: np.ndarray, sims: np.ndarra
     sorted by similarity, then by arrival: the same as sorting all earlier entries.
 
     The partition and the candidates are found among the columns that can hold them only: the
-    columns of a row are dealt into groups (column c into group c mod the number of groups); at
-    least k entries are at or above the k-th largest group maximum, so the row's k-th largest is too,
-    and every entry at or above it is in a group whose maximum is. Those groups (all of a tie) are
-    the only columns the exact selection reads."""
+    columns of a row are dealt into GROUP groups (column c into group c mod the number of groups;
+    the last, fewer than GROUP, columns are always read); at least k entries are at or above the
+    k-th largest group maximum, so the row's k-th largest is too, and every entry at or above it is
+    in a group whose maximum is. Those groups (all of a tie) are the only others the selection reads."""
     n, g = len(ents), GROUP
     low = np.finfo(V.dtype).min
     for a in range(0, n, block):
         b = min(n, a + block)
-        bp, rows = -(-b // g) * g, b - a
+        rows = b - a
         S = V[a:b] @ V[:b].T
-        if bp > b:  # pad to whole groups (a product of another shape may round differently: padded after)
-            S = np.concatenate([S, np.full((rows, bp - b), -np.inf, dtype=S.dtype)], axis=1)
-        S[:, a:][np.arange(a, bp)[None, :] >= np.arange(a, b)[:, None]] = -np.inf  # self, later, padding
+        S[:, a:b][np.arange(a, b)[None, :] >= np.arange(a, b)[:, None]] = -np.inf  # self and later
         cols = None
-        groups = bp // g
+        groups = b // g  # the columns past whole groups (fewer than g) are always read
+        head = groups * g
         if groups > k:
-            gmax = S.reshape(rows, g, groups).max(axis=1)
-            sel = np.argpartition(gmax, groups - k, axis=1)[:, groups - k:]
-            bound = np.maximum(np.take_along_axis(gmax, sel, axis=1).min(axis=1), low)
-            keep = int(np.count_nonzero(gmax >= bound[:, None], axis=1).max())
-            if k < keep < groups:  # a tie at the bound: every group at it
-                sel = np.argpartition(gmax, groups - keep, axis=1)[:, groups - keep:]
-            if keep < groups:  # column = slot x groups + group
-                S = np.take_along_axis(S.reshape(rows, g, groups), sel[:, None, :], axis=2).reshape(rows, -1)
+            gmax = S[:, :head].reshape(rows, g, groups).max(axis=1)
+            bound = np.maximum(np.partition(gmax, groups - k, axis=1)[:, groups - k], low)
+            ri, gi = np.nonzero(gmax >= bound[:, None])  # every group at or above it (all of a tie)
+            counts = np.bincount(ri, minlength=rows)
+            keep = int(counts.max())
+            if keep < groups:
+                if keep == int(counts.min()):
+                    sel = gi.reshape(rows, keep)
+                else:  # as many groups per row: the `keep` largest (every one at the bound among them)
+                    sel = np.argpartition(gmax, groups - keep, axis=1)[:, groups - keep:]
+                # column = slot x groups + group, then the columns past whole groups
+                sub = np.take_along_axis(S[:, :head].reshape(rows, g, groups), sel[:, None, :], axis=2)
+                S = np.concatenate([sub.reshape(rows, -1), S[:, head:]], axis=1)
                 cols = sel
         w = S.shape[1]
         kk = min(k, w)
@@ -199,7 +203,11 @@ def _exact_top(V: np.ndarray, ents: np.ndarray, top: np.ndarray, sims: np.ndarra
         vals = np.full((rows, width), -np.inf, dtype=S.dtype)
         col = np.full((rows, width), np.iinfo(np.int64).max, dtype=np.int64)
         vals[ri, pos] = S[ri, pi]
-        col[ri, pos] = (pi // cols.shape[1]) * groups + cols[ri, pi % cols.shape[1]] if cols is not None else pi
+        if cols is not None:
+            wide = g * cols.shape[1]
+            pi = np.where(pi < wide, (pi // cols.shape[1]) * groups + cols[ri, pi % cols.shape[1]],
+                          head + pi - wide)
+        col[ri, pos] = pi
         order = np.lexsort((col, -vals), axis=1)[:, :k]  # by similarity, then arrival
         vals, col = np.take_along_axis(vals, order, axis=1), np.take_along_axis(col, order, axis=1)
         r, p = np.nonzero(np.isfinite(vals))
