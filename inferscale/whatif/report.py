@@ -161,11 +161,13 @@ class Replay:
         cost = 0.0
         qs: list[float] = []
         src_count: Counter[str] = Counter()
+        lb = self.labels
+        known = bool(lb.bad_answers or lb.good_text or lb.expected)  # else no hit can contradict one
         for i, s in enumerate(served):
             if s.level is not None and s.source is not None:
                 saved_usd += routed[s.source].cost_usd
                 saved_ms += self.logged[s.source].latency_ms
-                if self._contradicts(i, s.source):
+                if known and self._contradicts(i, s.source):
                     contradicted += 1
                 continue
             r = routed[i]
