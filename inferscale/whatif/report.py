@@ -13,13 +13,11 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from ..blas import single_thread
 from ..errors import ConfigError
 from ..routing.artefact import RouterArtefactError, RouterModel, load_cached
 from ..settings import Tunables
@@ -117,12 +115,10 @@ class Replay:
         if not columns[0]:
             raise ConfigError("whatif: the request log is empty" + (" since that time" if since else "")
                               + "; serve some requests first (inferscale ask, batch, the Playground)")
-        # The neighbour search is numpy products (the GIL released): it runs in a thread beside the
-        # Python work that does not need it (building the records, labels, the routing replays).
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whatif-neighbours")
-        self._near: Future[Near] = pool.submit(neighbours_of, *columns)
-        pool.shutdown(wait=False)
         self.logged: list[Logged] = build(rows)
+        # From the log's columns: the vectors as one read of the joined blobs. (Run in a thread beside
+        # `build` it was no faster on a busy 2-core machine: its many short numpy calls wait for the GIL.)
+        self.near: Near = neighbours_of(*columns)
         self.labels: Labels = load_labels(engine, self.logged)
         self.context = engine.embedder.span_similarity if context else None
         try:
@@ -134,10 +130,6 @@ class Replay:
         self._routes: dict[str, list[Routed]] = {}
         self._served: dict[str, list[Served]] = {}
         self._verdicts = Verdicts()  # the verifier's verdicts, reused between tunables where they can be
-
-    @property
-    def near(self) -> Near:
-        return self._near.result()
 
     def served(self, tun: Tunables) -> list[Served]:
         key = cache_knobs(tun)
@@ -208,10 +200,7 @@ class Replay:
 
 def whatif(engine: Any, proposed: Tunables, since: float | None = None, replay: Replay | None = None) -> Report:
     t0 = time.perf_counter()
-    # One BLAS thread throughout (`blas`): the neighbour search's thread and this one each keep a core.
-    with single_thread():
-        rp = replay or Replay(engine, since)
-        current = engine.tunables()
-        changed = tuple(k for k, v in proposed.to_dict().items() if current.to_dict()[k] != v)
-        rp.routes(current), rp.routes(proposed)  # while the neighbours are searched
-        return Report(len(rp.logged), rp.side(current), rp.side(proposed), changed, time.perf_counter() - t0)
+    rp = replay or Replay(engine, since)
+    current = engine.tunables()
+    changed = tuple(k for k, v in proposed.to_dict().items() if current.to_dict()[k] != v)
+    return Report(len(rp.logged), rp.side(current), rp.side(proposed), changed, time.perf_counter() - t0)
