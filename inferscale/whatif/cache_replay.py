@@ -73,7 +73,7 @@ def search_vectors(logged: Sequence[Logged]) -> np.ndarray:
 
 def _matrix(vs: Sequence[Vector]) -> np.ndarray:
     if vs and isinstance(vs[0], bytes):  # one read of the joined blobs, not one array per row
-        return np.frombuffer(b"".join(vs), dtype=np.float32).reshape(len(vs), -1).copy()  # type: ignore[arg-type]
+        return np.frombuffer(b"".join(vs), dtype=np.float32).reshape(len(vs), -1)  # type: ignore[arg-type]
     return np.stack(vs).astype(np.float32)
 
 
@@ -81,6 +81,7 @@ def _search_matrix(last: Sequence[Vector], history: Sequence[Vector | None]) -> 
     L = _matrix(last)
     hist = [i for i, v in enumerate(history) if v is not None]
     if hist:
+        L = L.copy() if not L.flags.writeable else L
         H = _matrix([v for i in hist if (v := history[i]) is not None])
         v = L[hist] + HISTORY_WEIGHT * H
         norms = np.linalg.norm(v, axis=1, keepdims=True)
@@ -169,11 +170,12 @@ def _exact_top(V: np.ndarray, ents: np.ndarray, top: np.ndarray, sims: np.ndarra
     in a group whose maximum is. Those groups (all of a tie) are the only others the selection reads."""
     n, g = len(ents), GROUP
     low = np.finfo(V.dtype).min
+    later = np.triu(np.ones((block, block), dtype=bool))  # within the diagonal block: self and later
     for a in range(0, n, block):
         b = min(n, a + block)
         rows = b - a
         S = V[a:b] @ V[:b].T
-        S[:, a:b][np.arange(a, b)[None, :] >= np.arange(a, b)[:, None]] = -np.inf  # self and later
+        S[:, a:b][later[:rows, :rows]] = -np.inf
         cols = None
         groups = b // g  # the columns past whole groups (fewer than g) are always read
         head = groups * g
