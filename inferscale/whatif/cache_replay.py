@@ -43,7 +43,7 @@ PROJECT_ABOVE = 4096  # entries in one scope above which candidates are found in
 PROJECT_DIM = 64
 EXACT_BLOCK = 512  # rows per product: a smaller block wastes less on the masked later entries
 L1_K = 4  # = SemanticCache's default k
-GROUP = 16  # columns per group in the exact search's bound on a row's k-th similarity
+GROUP = 8  # columns per group in the exact search's bound on a row's k-th similarity
 
 
 @dataclass(frozen=True)
