@@ -54,7 +54,7 @@ class Rows:
     """The log as read, before its records are built: `columns()` is what the neighbour search needs."""
 
     log: list[Any]  # request_log rows with their vectors, of finished requests, in arrival order
-    done: dict[str, Any]  # request id -> (answer, models, cost, latency, cache level, saved)
+    done: dict[str, Any]  # request id -> (id, answer, models, cost, latency, cache level, saved)
     tokens_out: dict[str, int]
 
     def columns(self) -> tuple[list[str], list[str], list[bytes], list[bytes | None]]:
@@ -72,7 +72,7 @@ def read_rows(database: Database, embedder: Embedder | None, since: float | None
         f" complexity, domain, capability, strategy, router, explicit_models FROM request_log {where}"
         " ORDER BY ts, rowid", args).fetchall()
     logged_ids = f" AND {{}} IN (SELECT request_id FROM request_log {where})" if since is not None else ""
-    done = {r[0]: r[1:] for r in db.execute(
+    done = {r[0]: r for r in db.execute(
         "SELECT id, answer, models, cost_usd, latency_ms, cache_level, saved_usd FROM requests"
         " WHERE status = 'ok'" + logged_ids.format("id"), args)}
     tokens_out = dict(db.execute(
@@ -93,7 +93,7 @@ def build(rows: Rows) -> list[Logged]:
     for r in rows.log:
         if r[8] is None:
             continue  # no embedder given and never embedded: cannot be compared
-        answer, models, cost, latency, level, saved = done[r[0]]
+        _, answer, models, cost, latency, level, saved = done[r[0]]
         key = (r[11], r[12], r[10], r[13])
         an = analyses.get(key)
         if an is None:
