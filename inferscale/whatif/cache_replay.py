@@ -171,10 +171,11 @@ def _exact_top(V: np.ndarray, ents: np.ndarray, top: np.ndarray, sims: np.ndarra
     n, g = len(ents), GROUP
     low = np.finfo(V.dtype).min
     later = np.triu(np.ones((block, block), dtype=bool))  # within the diagonal block: self and later
+    buf = np.empty(min(block, n) * n, dtype=V.dtype)  # one product buffer: no fresh pages per block
     for a in range(0, n, block):
         b = min(n, a + block)
         rows = b - a
-        S = V[a:b] @ V[:b].T
+        S = np.matmul(V[a:b], V[:b].T, out=buf[: rows * b].reshape(rows, b))
         S[:, a:b][later[:rows, :rows]] = -np.inf
         cols = None
         groups = b // g  # the columns past whole groups (fewer than g) are always read
