@@ -30,7 +30,8 @@ TEXTS = (
 HISTORY = "user: I rent a flat with a small kitchen\x1eassistant: Noted."
 
 
-def synthetic_log(n: int, seed: int) -> list[Logged]:
+def synthetic_log(n: int, seed: int, spread: bool = False) -> list[Logged]:
+    """`spread`: coordinates in sixteenths instead, no chats (still exact: few ties, most cosines distinct)."""
     rng = np.random.default_rng(seed)
     uniques: list[tuple[np.ndarray, str, bool]] = []
     out = []
@@ -40,8 +41,12 @@ def synthetic_log(n: int, seed: int) -> list[Logged]:
             u = int(rng.integers(0, len(uniques)))
         else:
             v = np.zeros(DIM, dtype=np.float32)
-            v[rng.choice(DIM, 4, replace=False)] = rng.choice([-0.5, 0.5], 4)
-            uniques.append((v, TEXTS[int(rng.integers(0, len(TEXTS)))], bool(rng.random() < 0.2)))
+            if spread:
+                v[:] = rng.integers(-8, 9, DIM) / 16
+            else:
+                v[rng.choice(DIM, 4, replace=False)] = rng.choice([-0.5, 0.5], 4)
+            # (no chats when spread: a chat's search vector is normalised, no longer exact)
+            uniques.append((v, TEXTS[int(rng.integers(0, len(TEXTS)))], bool(rng.random() < 0.2) and not spread))
             u = len(uniques) - 1
         v, text, chat = uniques[u]
         scope = f"S:{u % 2}"
@@ -81,6 +86,18 @@ def test_blocked_neighbours_equal_the_straightforward_search(seed: int) -> None:
         assert np.array_equal(near.sims, ref.sims)
 
 
+@pytest.mark.parametrize("spread", [False, True], ids=["ties", "distinct"])
+def test_neighbours_of_large_scopes_equal_the_straightforward_search(spread: bool) -> None:
+    # Scopes of more than 512 entries: rows are narrowed to the column groups that can hold their
+    # nearest (with many ties at the bound, and with hardly any).
+    logged = synthetic_log(1800, 5, spread)
+    ref = straightforward(logged)
+    assert np.bincount([int(logged[i].scope[2:]) for i in entries(logged)[1]]).min() > 600
+    near = neighbours(logged)
+    assert np.array_equal(near.top, ref.top)
+    assert np.array_equal(near.sims, ref.sims)
+
+
 @pytest.mark.parametrize("knobs", [
     {},  # the defaults
     {"semantic_threshold": 0.75, "semantic_floor": 0.5, "semantic_qualifier_threshold": 0.75},  # on the ties
@@ -95,3 +112,57 @@ def test_fast_replay_gives_the_hits_of_the_straightforward_one(knobs: dict) -> N
     assert fast == slow
     levels = {s.level for s in fast}
     assert {"L4", "L1", None} <= levels  # every outcome occurs, so the comparison says something
+
+
+def test_narrowed_search_equals_the_full_one_on_float_vectors(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Cosines of random vectors are all distinct (no tie at a group bound): the same products, with
+    # and without narrowing the rows to the groups that can hold their nearest.
+    from inferscale.whatif import cache_replay
+
+    rng = np.random.default_rng(11)
+    logged = synthetic_log(1900, 3, spread=True)
+    X = rng.standard_normal((len(logged), DIM)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    logged = [replace(r, v_last=X[int(r.exact_hash[1:])]) for r in logged]
+    narrowed = neighbours(logged)
+    monkeypatch.setattr(cache_replay, "GROUP", 10_000)  # every row read whole
+    full = neighbours(logged)
+    assert np.array_equal(narrowed.top, full.top) and np.array_equal(narrowed.sims, full.sims)
+    assert (full.top >= 0).all(axis=1).sum() > 1000
+
+
+def test_a_verdict_is_reused_only_where_every_field_it_read_is_the_same() -> None:
+    from inferscale.cache.verify import VerifyConfig
+    from inferscale.whatif.verdicts import Verdicts
+
+    calls: list[float] = []
+
+    def run(cfg: VerifyConfig) -> bool:  # reads `floor`, and `threshold` only above a floor of 0.5
+        calls.append(cfg.floor)
+        return cfg.floor < 0.5 or cfg.threshold > 0.8
+
+    memo = Verdicts()
+    base = VerifyConfig(threshold=0.85, floor=0.4)
+    assert memo.ok("pair", base, run) is True
+    assert memo.ok("pair", replace(base, threshold=0.5), run) is True  # threshold never read: reused
+    assert len(calls) == 1
+    assert memo.ok("pair", replace(base, floor=0.6), run) is True  # floor read: asked again
+    assert memo.ok("pair", replace(base, floor=0.6, threshold=0.7), run) is False  # now threshold was read
+    assert memo.ok("other", base, run) is True  # another pair: asked again
+    assert len(calls) == 4
+
+
+def test_verdicts_kept_across_tunables_give_the_hits_of_fresh_replays() -> None:
+    from inferscale.whatif.verdicts import Verdicts
+
+    logged = synthetic_log(300, 7)
+    near = neighbours(logged, block=64)
+    memo = Verdicts()
+    outcomes = set()
+    for knobs in ({}, {"semantic_threshold": 0.75, "semantic_floor": 0.5, "semantic_qualifier_threshold": 0.75},
+                  {"semantic_floor": 0.25}, {"semantic_threshold": 0.6, "semantic_floor": 0.25}, {}):
+        tun = replace(Tunables(), **knobs)
+        shared = replay_cache(logged, tun, near, shared=memo)
+        assert shared == replay_cache(logged, tun, near)
+        outcomes.add(tuple(shared))
+    assert len(outcomes) >= 3  # the knobs change hits: kept verdicts had to be told apart

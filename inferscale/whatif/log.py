@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -47,34 +46,73 @@ class Logged:
 def read_log(database: Database, embedder: Embedder | None, since: float | None = None) -> list[Logged]:
     """Logged requests in arrival order. Vectors missing from the log are embedded now (exact
     backend) and written back, so the next replay does not embed them again."""
+    return build(read_rows(database, embedder, since))
+
+
+@dataclass(frozen=True)
+class Rows:
+    """The log as read, before its records are built: `columns()` is what the neighbour search needs."""
+
+    log: list[Any]  # request_log rows with their vectors, of finished requests, in arrival order
+    done: dict[str, Any]  # request id -> (id, answer, models, cost, latency, cache level, saved)
+    tokens_out: dict[str, int]
+
+    def columns(self) -> tuple[list[str], list[str], list[bytes], list[bytes | None]]:
+        """Scope, exact hash, and the last message's and earlier turns' vector blobs per request."""
+        kept = [r for r in self.log if r[8] is not None]
+        return [r[3] for r in kept], [r[7] for r in kept], [r[8] for r in kept], [r[9] for r in kept]
+
+
+def read_rows(database: Database, embedder: Embedder | None, since: float | None = None) -> Rows:
     db = database.db
-    where = "WHERE l.ts >= ?" if since is not None else ""
+    where, args = ("WHERE ts >= ?", [since]) if since is not None else ("", [])
+    # Three plain reads joined here: one joined query spent as long looking rows up as reading them.
     rows = db.execute(
-        "SELECT l.request_id, l.ts, l.prompt, l.scope, l.l4_key, l.last, l.history, l.exact_hash,"
-        " l.v_last, l.v_hist, l.tokens, l.complexity, l.domain, l.capability, l.strategy, l.router,"
-        " l.explicit_models, r.answer, r.models, r.cost_usd, r.latency_ms, r.cache_level,"
-        " (SELECT COALESCE(MAX(tokens_out), 0) FROM model_calls c WHERE c.request_id = l.request_id),"
-        " r.saved_usd"
-        f" FROM request_log l JOIN requests r ON r.id = l.request_id AND r.status = 'ok' {where}"
-        " ORDER BY l.ts, l.rowid", [since] if since is not None else []).fetchall()
+        "SELECT request_id, ts, prompt, scope, l4_key, last, history, exact_hash, v_last, v_hist, tokens,"
+        f" complexity, domain, capability, strategy, router, explicit_models FROM request_log {where}"
+        " ORDER BY ts, rowid", args).fetchall()
+    logged_ids = f" AND {{}} IN (SELECT request_id FROM request_log {where})" if since is not None else ""
+    done = {r[0]: r for r in db.execute(
+        "SELECT id, answer, models, cost_usd, latency_ms, cache_level, saved_usd FROM requests"
+        " WHERE status = 'ok'" + logged_ids.format("id"), args)}
+    tokens_out = dict(db.execute(
+        "SELECT request_id, MAX(tokens_out) FROM model_calls WHERE 1" + logged_ids.format("request_id")
+        + " GROUP BY request_id", args).fetchall())
+    rows = [r for r in rows if r[0] in done]
     _fill_vectors(database, embedder, rows)
-    ids = lru_cache(maxsize=1024)(lambda s: tuple(json.loads(s)))  # model lists repeat: parse each once
+    return Rows(rows, done, tokens_out)
+
+
+def build(rows: Rows) -> list[Logged]:
+    """The records of the requests whose vectors are known, in arrival order."""
+    done, tokens_out = rows.done, rows.tokens_out
+    parsed: dict[str, tuple[str, ...]] = {}  # model lists repeat: each parsed once
+    analyses: dict[tuple[Any, ...], Analysis] = {}  # (complexity, domain, tokens, capability) repeat too
+    frombuffer, f32 = np.frombuffer, np.float32
     out = []
-    for r in rows:
-        vl = np.frombuffer(r[8], dtype=np.float32) if r[8] is not None else None
-        if vl is None:
+    for r in rows.log:
+        if r[8] is None:
             continue  # no embedder given and never embedded: cannot be compared
+        _, answer, models, cost, latency, level, saved = done[r[0]]
+        key = (r[11], r[12], r[10], r[13])
+        an = analyses.get(key)
+        if an is None:
+            an = analyses[key] = Analysis(score=float(r[11] or 0.0), domain=r[12] or "chat",
+                                          tokens=int(r[10] or 1), capability=r[13] or "chat", breakdown=())
+        explicit = r[16] or "[]"
+        models = models or "[]"
+        if explicit not in parsed:
+            parsed[explicit] = tuple(json.loads(explicit))
+        if models not in parsed:
+            parsed[models] = tuple(json.loads(models))
+        # positional, in the order of the fields (a keyword call costs a third more, 100,000 times)
         out.append(Logged(
-            request_id=r[0], ts=r[1], prompt=r[2], scope=r[3], l4_key=r[4], last=r[5], history=r[6],
-            exact_hash=r[7], v_last=vl,
-            v_hist=np.frombuffer(r[9], dtype=np.float32) if r[9] is not None else None,
-            analysis=Analysis(score=float(r[11] or 0.0), domain=r[12] or "chat", tokens=int(r[10] or 1),
-                              capability=r[13] or "chat", breakdown=()),
-            strategy=r[14] or "single", router=r[15] or "complexity",
-            explicit=ids(r[16]) if r[16] else (),
-            answer=r[17] or "", models=ids(r[18] or "[]"),
-            cost_usd=float(r[19] or 0.0) if not r[21] else float(r[23] or 0.0), latency_ms=float(r[20] or 0.0),
-            tokens_out=int(r[22] or 0),
+            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7],  # request_id … exact_hash, as selected
+            frombuffer(r[8], dtype=f32), frombuffer(r[9], dtype=f32) if r[9] is not None else None,
+            an, r[14] or "single", r[15] or "complexity", parsed[explicit],  # strategy, router, explicit
+            answer or "", parsed[models],
+            float(cost or 0.0) if not level else float(saved or 0.0), float(latency or 0.0),  # cost, latency
+            int(tokens_out.get(r[0]) or 0),
         ))
     return out
 

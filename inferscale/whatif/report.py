@@ -21,9 +21,10 @@ import numpy as np
 from ..errors import ConfigError
 from ..routing.artefact import RouterArtefactError, RouterModel, load_cached
 from ..settings import Tunables
-from .cache_replay import Served, neighbours, replay_cache
-from .log import Logged, read_log
+from .cache_replay import Near, Served, neighbours_of, replay_cache
+from .log import Logged, build, read_rows
 from .route_replay import Labels, Routed, load_labels, replay_routes, routing_knobs, same_answer
+from .verdicts import Verdicts
 
 
 def cache_knobs(tun: Tunables) -> str:
@@ -109,11 +110,15 @@ class Replay:
 
     def __init__(self, engine: Any, since: float | None = None, context: bool = True) -> None:
         self.engine = engine
-        self.logged: list[Logged] = read_log(engine.database, engine.embedder, since)
-        if not self.logged:
+        rows = read_rows(engine.database, engine.embedder, since)
+        columns = rows.columns()
+        if not columns[0]:
             raise ConfigError("whatif: the request log is empty" + (" since that time" if since else "")
                               + "; serve some requests first (inferscale ask, batch, the Playground)")
-        self.near = neighbours(self.logged)
+        self.logged: list[Logged] = build(rows)
+        # From the log's columns: the vectors as one read of the joined blobs. (Run in a thread beside
+        # `build` it was no faster on a busy 2-core machine: its many short numpy calls wait for the GIL.)
+        self.near: Near = neighbours_of(*columns)
         self.labels: Labels = load_labels(engine, self.logged)
         self.context = engine.embedder.span_similarity if context else None
         try:
@@ -124,11 +129,12 @@ class Replay:
                      if self.learned is not None else None)
         self._routes: dict[str, list[Routed]] = {}
         self._served: dict[str, list[Served]] = {}
+        self._verdicts = Verdicts()  # the verifier's verdicts, reused between tunables where they can be
 
     def served(self, tun: Tunables) -> list[Served]:
         key = cache_knobs(tun)
         if key not in self._served:
-            self._served[key] = replay_cache(self.logged, tun, self.near, self.context)
+            self._served[key] = replay_cache(self.logged, tun, self.near, self.context, self._verdicts)
         return self._served[key]
 
     def routes(self, tun: Tunables) -> list[Routed]:
@@ -147,11 +153,13 @@ class Replay:
         cost = 0.0
         qs: list[float] = []
         src_count: Counter[str] = Counter()
+        lb = self.labels
+        known = bool(lb.bad_answers or lb.good_text or lb.expected)  # else no hit can contradict one
         for i, s in enumerate(served):
             if s.level is not None and s.source is not None:
                 saved_usd += routed[s.source].cost_usd
                 saved_ms += self.logged[s.source].latency_ms
-                if self._contradicts(i, s.source):
+                if known and self._contradicts(i, s.source):
                     contradicted += 1
                 continue
             r = routed[i]

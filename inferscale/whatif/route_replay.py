@@ -104,13 +104,24 @@ def replay_routes(engine: Any, logged: Sequence[Logged], tun: Tunables, labels: 
     specs = {s.id: s for s in engine.registry.list()}
     col = {m: j for j, m in enumerate(learned.models)} if learned is not None else {}
     memo: dict[tuple, Any] = {}
+    prices: dict[tuple[tuple[str, ...], int, int], float] = {}  # a function of the specs and the tokens
+    labelled = bool(labels.by_request or labels.by_prompt)
+    # Without labels or estimates, what a request gets is a function of its decision's key, its
+    # logged models, cost and answer tokens: those repeat, the outcome is looked up.
+    same: dict[tuple, Routed] | None = {} if not labelled and pred is None else None
     out = []
     for i, r in enumerate(logged):
         name = tun.default_router if r.router == current_default and not r.explicit else r.router
-        explicit = tuple(specs[m] for m in r.explicit if m in specs)
         key = (name, r.analysis.score, r.analysis.capability, r.analysis.tokens, r.strategy, r.explicit)
+        rk = None
+        if same is not None and name != "learned":
+            rk = (key, r.models, r.cost_usd, r.tokens_out)
+            if (got := same.get(rk)) is not None:
+                out.append(got)
+                continue
         decision = memo.get(key) if name != "learned" else None
         if decision is None:
+            explicit = tuple(specs[m] for m in r.explicit if m in specs)
             strategy_cls = STRATEGIES.get(r.strategy)
             req = RouteRequest(r.analysis, candidates, r.strategy, tun, engine.predicted_cost, explicit,
                                models_needed=strategy_cls.models_needed if strategy_cls else None,
@@ -125,24 +136,35 @@ def replay_routes(engine: Any, logged: Sequence[Logged], tun: Tunables, labels: 
                 decision = False  # e.g. every model over the budget cap: the request is refused
             if name != "learned":
                 memo[key] = decision
-        if not isinstance(decision, RoutingDecision) or not decision.models:
-            out.append(Routed(None, 0.0, None, "unknown"))
-            continue
-        model = decision.models[0]
-        if tuple(decision.models) == r.models and r.cost_usd > 0:
-            cost = r.cost_usd  # routed as logged: what it really cost
-        else:
-            tokens_out = r.tokens_out or tun.max_tokens
-            cost = sum(engine.predicted_cost(specs[m], r.analysis.tokens, tokens_out)
-                       for m in decision.models if m in specs)
-        q = labels.quality(r, model)
-        if q is not None:
-            out.append(Routed(model, cost, q, "label"))
-        elif pred is not None and model in col:
-            out.append(Routed(model, cost, float(pred[i, col[model]]), "estimate"))
-        else:
-            out.append(Routed(model, cost, None, "unknown"))
+        routed = _outcome(engine, r, i, decision, tun, specs, prices, labels if labelled else None, pred, col)
+        out.append(routed)
+        if rk is not None and same is not None:
+            same[rk] = routed
     return out
+
+
+def _outcome(engine: Any, r: Logged, i: int, decision: Any, tun: Tunables, specs: dict[str, Any],
+             prices: dict[tuple[tuple[str, ...], int, int], float], labels: Labels | None,
+             pred: np.ndarray | None, col: dict[str, int]) -> Routed:
+    if not isinstance(decision, RoutingDecision) or not decision.models:
+        return Routed(None, 0.0, None, "unknown")
+    model = decision.models[0]
+    if tuple(decision.models) == r.models and r.cost_usd > 0:
+        cost = r.cost_usd  # routed as logged: what it really cost
+    else:
+        tokens_out = r.tokens_out or tun.max_tokens
+        pk = (tuple(decision.models), r.analysis.tokens, tokens_out)
+        priced = prices.get(pk)
+        if priced is None:
+            priced = prices[pk] = sum(engine.predicted_cost(specs[m], r.analysis.tokens, tokens_out)
+                                      for m in decision.models if m in specs)
+        cost = priced
+    q = labels.quality(r, model) if labels is not None else None
+    if q is not None:
+        return Routed(model, cost, q, "label")
+    if pred is not None and model in col:
+        return Routed(model, cost, float(pred[i, col[model]]), "estimate")
+    return Routed(model, cost, None, "unknown")
 
 
 def routing_knobs(tun: Tunables) -> str:
