@@ -232,3 +232,33 @@ def test_a_gateway_charge_counts_for_the_budget_before_it_is_written(home) -> No
     assert written.requests == 2 and written.spent_usd == pytest.approx(0.012)
     assert seen == written  # counted once: the pending amount is gone once written
     w.close()
+
+
+def test_a_request_cancelled_before_its_model_call_is_not_left_running(make_engine, server) -> None:
+    import asyncio
+
+    engine = make_engine(fake_model("fake-echo"))
+    gate = _hold(engine)
+    first = run_sync(engine.aask("how do glaciers carve valleys?", models=["fake-echo"]))
+
+    async def cancel_while_looking_up() -> None:
+        # A rewording waits in its worker thread for the first answer's queued L1 entry (held).
+        task = asyncio.create_task(engine.aask("How do glaciers carve valleys", models=["fake-echo"]))
+        deadline = time.monotonic() + 30
+        while _count(engine, "SELECT COUNT(*) FROM requests") < 2:  # its start is on record
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run_sync(cancel_while_looking_up())
+    gate.set()  # the worker goes on after its caller has gone, and must end the request itself
+    deadline = time.monotonic() + 30
+    while (row := engine.database.db.execute("SELECT status, error FROM requests WHERE id != ?",
+                                             [first.request_id]).fetchone()) == ("running", None):
+        assert time.monotonic() < deadline
+        engine.flush(timeout=1)
+        time.sleep(0.02)
+    assert row == ("error", "CancelledError:")
+    assert server.calls["echo"] == 1

@@ -46,7 +46,7 @@ from ..types import (
 )
 from .events import Emit, Event, OnEvent
 from .replay import replay_row
-from .request import Plan, Trace, cache_event, cache_note, plan_request, with_steps
+from .request import Handoff, Plan, Trace, cache_event, cache_note, lookup_cache, plan_request, with_steps
 from .runner import run_sync
 from .strategies import Budget, ExecContext
 from .strategies.base import CallFn
@@ -181,9 +181,15 @@ class Engine:
         # One worker-thread hop for all the blocking work before the model call (tunables and
         # registry reads, the start row, the analysis, the cache lookup): a hop is a loop round
         # trip, and on a busy machine each one cost more than the work it carried.
-        plan, analysis, (hit, sem, l1_query) = await asyncio.to_thread(
-            self._prepare, request_id, prompt, system, history, strategy, models, router, use_cache, cache,
-            strategy_options, params, source, tenant, trace)
+        handoff = Handoff()
+        try:
+            plan, analysis, (hit, sem, l1_query) = await asyncio.to_thread(
+                self._prepare, request_id, prompt, system, history, strategy, models, router, use_cache, cache,
+                strategy_options, params, source, tenant, trace, handoff)
+        except asyncio.CancelledError as exc:  # the worker goes on; one of us ends the request it started
+            if handoff.caller_cancelled():
+                self._failed(request_id, exc, trace)
+            raise
         for s in trace.steps:  # timed in the worker, announced from the loop (callbacks live here)
             emit(Event("step", step=s))
         tun, messages, strategy, strat = plan.tun, list(plan.messages), plan.strategy, plan.strat
@@ -251,8 +257,8 @@ class Engine:
     def _prepare(self, request_id: str, prompt: str, system: str | None, history: list[Message] | None,
                  strategy: str | None, models: list[str] | None, router: str | None, use_cache: bool,
                  cache: CacheControl | None, strategy_options: dict[str, Any] | None,
-                 params: dict[str, Any] | None, source: str, tenant: str | None, trace: Trace
-                 ) -> tuple[Plan, Analysis, tuple[Any, Any, Query | None]]:
+                 params: dict[str, Any] | None, source: str, tenant: str | None, trace: Trace,
+                 handoff: Handoff) -> tuple[Plan, Analysis, tuple[Any, Any, Query | None]]:
         """Plan, record the start, analyse, look up the cache; the steps' timings go to `trace`."""
         plan = plan_request(self.tunables(), self.registry, self.settings.home, prompt, system, history,
                             strategy, models, router, use_cache, cache, strategy_options, params)
@@ -263,12 +269,14 @@ class Engine:
                                       ("reused from L2: " if reused else "") + analysis.explain()))
         t0 = time.perf_counter()
         try:
-            looked = self._lookup(plan.scope, plan.tun, plan.cc, trace)
+            looked = lookup_cache(self.levels, plan.scope, plan.tun, plan.cc, trace)
         except BaseException as exc:
             self._failed(request_id, exc, trace)
             raise
         trace.steps.append(StepTiming("cache", (time.perf_counter() - t0) * 1000,
                                       cache_note(plan.cc.read, looked[0], looked[1])))
+        if handoff.worker_done():  # its caller was cancelled meanwhile: nobody else will end it
+            self._failed(request_id, asyncio.CancelledError(), trace)
         return plan, analysis, looked
 
     def _start(self, request_id: str, prompt: str, system: str | None, strategy: str, router: str,
@@ -296,20 +304,6 @@ class Engine:
         except BaseException as exc:
             self._failed(request_id, exc, trace)
             raise
-
-    def _lookup(self, scope: RequestScope, tun: Tunables, cc: CacheControl, trace: Trace
-                ) -> tuple[Any, Any, Query | None]:
-        """Cheapest first: the exact L4 key, then the semantic L1 search within the same scope."""
-        hit = self.levels.get(scope.l4_key(), tun, max_age_s=cc.ttl_s) if cc.read else None
-        if cc.read:
-            trace.cache_events.append(cache_event("L4", hit))
-        l1_query, sem = None, None
-        if (cc.read or cc.write) and tun.semantic_enabled and hit is None:
-            l1_query = scope.l1_query()
-        if cc.read and l1_query is not None:
-            sem = self.levels.lookup(l1_query, tun, max_age_s=cc.ttl_s)
-            trace.cache_events.append(cache_event("L1", sem.match))
-        return hit, sem, l1_query
 
     def _finish(self, result: AskResult, scope: RequestScope, l1_query: Query | None, tun: Tunables,
                 cc: CacheControl, trace: Trace) -> None:

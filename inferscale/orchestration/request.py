@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..cache import CacheLevels
 from ..cache.request import RequestScope
+from ..cache.scope import Query
 from ..errors import ConfigError, InvalidPromptError
 from ..limits import MAX_PROMPT_CHARS
 from ..registry import ModelSpec, Registry
@@ -55,6 +58,28 @@ def plan_request(tun: Tunables, registry: Registry, home: Path, prompt: str, sys
         router_version=current_version(home) if router_obj.name == "learned" else "",
     )
     return Plan(tun, tuple(messages), strategy, strat, router_obj, explicit, candidates, cc, params, scope)
+
+
+class Handoff:
+    """Who ends a request whose caller is cancelled while its worker thread runs the steps before
+    the model call: the worker goes on (a thread cannot be stopped), so exactly one of the two must
+    record it as failed, or it would stay `running` in a live process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state = "running"
+
+    def worker_done(self) -> bool:
+        """The worker got through; True if its caller is already gone (the worker ends it)."""
+        with self._lock:
+            gone, self._state = self._state == "cancelled", "done"
+            return gone
+
+    def caller_cancelled(self) -> bool:
+        """The caller is cancelled; True if the worker already got through (the caller ends it)."""
+        with self._lock:
+            done, self._state = self._state == "done", "cancelled"
+            return done
 
 
 @dataclass
@@ -122,3 +147,18 @@ def cache_event(level: str, hit: Any, model: str | None = None) -> dict[str, Any
 
 def with_steps(result: AskResult, trace: Trace) -> AskResult:
     return replace(result, steps=tuple(trace.steps))
+
+
+def lookup_cache(levels: CacheLevels, scope: RequestScope, tun: Tunables, cc: CacheControl, trace: Trace
+                 ) -> tuple[Any, Any, Query | None]:
+    """Cheapest first: the exact L4 key, then the semantic L1 search within the same scope."""
+    hit = levels.get(scope.l4_key(), tun, max_age_s=cc.ttl_s) if cc.read else None
+    if cc.read:
+        trace.cache_events.append(cache_event("L4", hit))
+    l1_query, sem = None, None
+    if (cc.read or cc.write) and tun.semantic_enabled and hit is None:
+        l1_query = scope.l1_query()
+    if cc.read and l1_query is not None:
+        sem = levels.lookup(l1_query, tun, max_age_s=cc.ttl_s)
+        trace.cache_events.append(cache_event("L1", sem.match))
+    return hit, sem, l1_query
