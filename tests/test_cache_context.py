@@ -92,14 +92,17 @@ def test_the_fast_graph_is_built_once_and_stays_close(fast_graph: Path, models_d
     assert (cos > 0.98).all() and (cos < 0.99999).all()  # close, and really another graph
 
 
+STORED = ["How do I reset my library PIN?", "Do you deliver to Ireland?",
+          "What time does the pool open on Sundays?", "Can I bring my dog to the hotel?"]
+QUERIES = ["how can I reset my library PIN", "Do you deliver to Scotland?", "Do you ship to Ireland?",
+           "What time does the pool close on Sundays?", "Can I bring my cat to the hotel?",
+           "When does the pool open on a Sunday?", "Is the gym open late?",
+           "How do I change my password?", "Can I bring my dog to the hotel?"]
+
+
 def test_fast_vectors_only_rule_out_misses_every_hit_is_decided_exactly(
         fast_graph: Path, tmp_path: Path) -> None:
-    stored = ["How do I reset my library PIN?", "Do you deliver to Ireland?",
-              "What time does the pool open on Sundays?", "Can I bring my dog to the hotel?"]
-    queries = ["how can I reset my library PIN", "Do you deliver to Scotland?", "Do you ship to Ireland?",
-               "What time does the pool close on Sundays?", "Can I bring my cat to the hotel?",
-               "When does the pool open on a Sunday?", "Is the gym open late?",
-               "How do I change my password?", "Can I bring my dog to the hotel?"]
+    stored, queries = STORED, QUERIES
     results = {}
     for name, emb in (("fast", Embedder(fast=fast_graph)), ("exact", Embedder())):
         cache = SemanticCache(Database(tmp_path / f"{name}.db"), ChromaIndex(tmp_path / name), emb)
@@ -122,12 +125,7 @@ def test_a_queued_entry_is_ruled_out_only_when_it_would_fail_on_exact_vectors(
         fast_graph: Path, tmp_path: Path) -> None:
     """`could_match` (an entry still queued behind its answer, both sides on fast vectors) must say
     yes for every pair the exact lookup serves, and no for some it rejects: else waiting is pointless."""
-    stored = ["How do I reset my library PIN?", "Do you deliver to Ireland?",
-              "What time does the pool open on Sundays?", "Can I bring my dog to the hotel?"]
-    queries = ["how can I reset my library PIN", "Do you deliver to Scotland?", "Do you ship to Ireland?",
-               "What time does the pool close on Sundays?", "Can I bring my cat to the hotel?",
-               "When does the pool open on a Sunday?", "Is the gym open late?",
-               "How do I change my password?", "Can I bring my dog to the hotel?"]
+    stored, queries = STORED, QUERIES
     fast_emb = Embedder(fast=fast_graph)
     fast_cache = SemanticCache(Database(tmp_path / "f.db"), ChromaIndex(tmp_path / "f"), fast_emb)
     served, ruled_out = 0, 0
