@@ -5,8 +5,10 @@ Same backend (the fake OpenAI server in its own process, `slow-<ms>`: a fixed la
   misses      N distinct prompts            -> added latency p50/p99 over direct, requests/s
   exact hits  the same K prompts, repeated  -> the same, served from each gateway's own cache
 LiteLLM Proxy runs with its local in-memory cache (`cache: true, type: local`); inferscale with its
-four levels (the exact hit is L4). The load generator shares the machine's cores with the servers:
-its own CPU share is reported, since a busy client inflates every latency it measures.
+four levels (the exact hit is L4), and again with the semantic level off (`semantic_enabled=false`:
+exact levels only, the same kind of cache as LiteLLM Proxy's; the analysis still embeds the prompt).
+The load generator shares the machine's cores with the servers: its own CPU share is reported, since
+a busy client inflates every latency it measures.
 
     python bench/gateway.py                      # defaults: 400 requests, concurrency 16, 50 ms
     python bench/gateway.py --requests 2000 --concurrency 32 --latency-ms 20 --json out.json
@@ -75,7 +77,8 @@ def start_backend(port: int) -> subprocess.Popen:
     return proc
 
 
-def start_inferscale(home: Path, backend: str, behaviour: str, port: int) -> tuple[subprocess.Popen, str]:
+def start_inferscale(home: Path, backend: str, behaviour: str, port: int,
+                     tunables: tuple[tuple[str, str], ...] = ()) -> tuple[subprocess.Popen, str]:
     home.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "INFERSCALE_HOME": str(home), "PYTHONPATH": str(REPO), "BENCH_KEY": "unused"}
     env.pop("INFERSCALE_CHROMA_URL", None)
@@ -89,6 +92,8 @@ def start_inferscale(home: Path, backend: str, behaviour: str, port: int) -> tup
                    capture_output=True)
     for local in ("local/smollm2-135m-instruct", "local/gemma-3-270m"):
         subprocess.run([*run, "models", "disable", local], env=env, capture_output=True)
+    for name, value in tunables:
+        subprocess.run([*run, "config", "set", name, value], env=env, check=True, capture_output=True)
     key = subprocess.run([*run, "keys", "create", "bench"], env=env, check=True, capture_output=True,
                          text=True).stdout.strip()
     proc = subprocess.Popen([*run, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL)
@@ -188,6 +193,12 @@ def main() -> int:
         results["inferscale"] = phases(f"http://127.0.0.1:{port}/v1", key, MODEL, args.requests,
                                        args.concurrency, "inferscale")
         _stop(proc)
+        port = _port()
+        proc, key = start_inferscale(work / "home-exact", backend, behaviour, port, (("semantic_enabled", "false"),))
+        procs.append(proc)
+        results["inferscale_exact"] = phases(f"http://127.0.0.1:{port}/v1", key, MODEL, args.requests,
+                                             args.concurrency, "inferscale-exact")
+        _stop(proc)
         exe = os.environ.get("LITELLM_PROXY") or shutil.which("litellm")
         if not args.skip_litellm and exe:
             port = _port()
@@ -213,9 +224,9 @@ def print_table(results: dict[str, Any]) -> None:
     print(f"backend latency {c['latency_ms']} ms, {c['requests']} requests per phase, concurrency "
           f"{c['concurrency']}, {c['cores']} cores, load average {c['loadavg_start'][0]:.1f} -> "
           f"{c['loadavg_end'][0]:.1f}")
-    print(f"{'target':15} {'phase':11} {'p50 ms':>8} {'p99 ms':>8} {'+p50 ms':>8} {'+p99 ms':>8} "
+    print(f"{'target':16} {'phase':11} {'p50 ms':>8} {'p99 ms':>8} {'+p50 ms':>8} {'+p99 ms':>8} "
           f"{'req/s':>8} {'errors':>6} {'client CPU':>10} {'outside engine p50':>18}")
-    for name in ("direct", "inferscale", "litellm_proxy"):
+    for name in ("direct", "inferscale", "inferscale_exact", "litellm_proxy"):
         if name not in results:
             continue
         for phase in ("misses", "exact_hits"):
@@ -223,7 +234,7 @@ def print_table(results: dict[str, Any]) -> None:
             add50 = None if r["p50_ms"] is None else r["p50_ms"] - d["p50_ms"]
             add99 = None if r["p99_ms"] is None else r["p99_ms"] - d["p99_ms"]
             f = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
-            print(f"{name:15} {phase:11} {f(r['p50_ms']):>8} {f(r['p99_ms']):>8} {f(add50):>8} {f(add99):>8} "
+            print(f"{name:16} {phase:11} {f(r['p50_ms']):>8} {f(r['p99_ms']):>8} {f(add50):>8} {f(add99):>8} "
                   f"{r['rps']:8.1f} {r['errors']:6d} {r['loadgen_cpu_share']:10.0%} "
                   f"{f(r.get('outside_engine_p50_ms')):>18}")
 
