@@ -130,6 +130,18 @@ def test_a_key_cannot_rate_another_tenants_request(gw) -> None:
     assert [f.request_id for f in FeedbackStore(gw.engine.database).all()] == [own, own]
 
 
+def test_a_new_key_reusing_a_revoked_keys_name_cannot_rate_the_old_keys_requests(gw) -> None:
+    old = gw.key("crew")
+    before = answered(gw, old, "which bird migrates the farthest?")
+    gw.keys.revoke("crew")
+    new = gw.key("crew")  # the same name, so the same `tenant` on the rows
+    after = answered(gw, new, "which fish swims the fastest?")
+    r = post(gw, new, {"request_id": before, "rating": "bad", "answer": "rated by a later key"})
+    assert r.status_code == 404 and error(r)["message"] == f"unknown request id {before!r}"
+    assert post(gw, new, {"request_id": after, "rating": "good"}).status_code == 200
+    assert [f.request_id for f in FeedbackStore(gw.engine.database).all()] == [after]
+
+
 def test_without_auth_any_request_can_be_rated(make_engine) -> None:
     g = Gateway(make_engine(*MODELS), auth=False)
     try:

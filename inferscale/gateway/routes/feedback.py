@@ -2,9 +2,11 @@
 what `inferscale feedback REQUEST_ID good|bad [--answer TEXT]` does, over HTTP, stored through the
 same `FeedbackStore` with source `gateway`.
 
-A key rates only its own tenant's requests (the `tenant` column the chat route records): another
-tenant's request id, or one made outside the gateway, answers 404 exactly like an unknown id, so a
-key cannot probe which ids exist. Without auth (`--no-auth`, one local user) any request can be rated.
+A key rates only its own requests: the `tenant` column the chat route records is the key's name, and
+a name can be reused once its key is revoked, so a request must also be younger than the key (the new
+key is created after the old one's revocation, hence after all of its requests). Another key's
+request id, or one made outside the gateway, answers 404 exactly like an unknown id, so a key cannot
+probe which ids exist. Without auth (`--no-auth`, one local user) any request can be rated.
 """
 
 from __future__ import annotations
@@ -51,8 +53,8 @@ def _not_found(request_id: str) -> GatewayError:
 def _store(database: Any, tenant: Tenant, body: FeedbackRequest) -> dict[str, Any]:
     from ...monitor.feedback import FeedbackStore, UnknownRequestError
 
-    row = database.db.execute("SELECT tenant FROM requests WHERE id = ?", [body.request_id]).fetchone()
-    if row is None or (tenant.key is not None and row[0] != tenant.name):
+    row = database.db.execute("SELECT tenant, ts FROM requests WHERE id = ?", [body.request_id]).fetchone()
+    if row is None or (tenant.key is not None and (row[0] != tenant.name or row[1] < tenant.key.created_at)):
         raise _not_found(body.request_id)
     try:
         fb = FeedbackStore(database).add(body.request_id, body.rating, answer=body.answer,
