@@ -82,6 +82,9 @@ class Database:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=60000")
             conn.execute("PRAGMA foreign_keys=ON")
+            # The delete an INSERT OR REPLACE does then fires delete triggers, which `cache_totals`
+            # relies on (sqlite-utils turns it on as well; said here so it never silently goes).
+            conn.execute("PRAGMA recursive_triggers=ON")
             db = sqlite_utils.Database(conn)
             self._local.db = db
         return db

@@ -263,3 +263,27 @@ def m010_feedback_and_replay_log(db: sqlite_utils.Database) -> None:
         " domain TEXT, capability TEXT, strategy TEXT, router TEXT, explicit_models TEXT)"
     )
     db.execute("CREATE INDEX idx_request_log_ts ON request_log(ts)")
+
+
+@migration
+def m011_cache_totals(db: sqlite_utils.Database) -> None:
+    """Entries and bytes per cache level, kept by triggers. Eviction checks a level's limits after
+    every store, and counting the level each time cost ~230 ms at 100,000 entries (a row lookup per
+    entry for its size). `Database` turns `recursive_triggers` on, so the delete an INSERT OR
+    REPLACE does is counted too."""
+    db.execute("CREATE TABLE cache_totals (level TEXT PRIMARY KEY, entries INTEGER NOT NULL DEFAULT 0,"
+               " bytes INTEGER NOT NULL DEFAULT 0)")
+    db.execute("INSERT INTO cache_totals (level, entries, bytes)"
+               " SELECT level, COUNT(*), COALESCE(SUM(bytes), 0) FROM cache_entries GROUP BY level")
+    # No INSERT OR IGNORE: inside a trigger the outer statement's conflict policy wins, and an
+    # outer INSERT OR REPLACE would replace the level's row (resetting its totals).
+    add = ("INSERT INTO cache_totals (level) SELECT NEW.level"
+           " WHERE NOT EXISTS (SELECT 1 FROM cache_totals WHERE level = NEW.level);"
+           " UPDATE cache_totals SET entries = entries + 1, bytes = bytes + COALESCE(NEW.bytes, 0)"
+           " WHERE level = NEW.level;")
+    sub = ("UPDATE cache_totals SET entries = entries - 1, bytes = bytes - COALESCE(OLD.bytes, 0)"
+           " WHERE level = OLD.level;")
+    db.execute(f"CREATE TRIGGER cache_totals_insert AFTER INSERT ON cache_entries BEGIN {add} END")
+    db.execute(f"CREATE TRIGGER cache_totals_delete AFTER DELETE ON cache_entries BEGIN {sub} END")
+    db.execute(f"CREATE TRIGGER cache_totals_update AFTER UPDATE OF level, bytes ON cache_entries"
+               f" BEGIN {sub} {add} END")

@@ -59,6 +59,11 @@ class Evictor:
         row = self._dbh.db.execute("SELECT inflation FROM cache_clock WHERE level = ?", [level]).fetchone()
         return float(row[0]) if row else 0.0
 
+    def totals(self, level: str) -> tuple[int, int]:
+        """(entries, bytes) of `level`, kept by triggers (`schema.m011_cache_totals`)."""
+        row = self._dbh.db.execute("SELECT entries, bytes FROM cache_totals WHERE level = ?", [level]).fetchone()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
     def enforce(self, level: str, limits: Limits, *, now: float | None = None,
                 before_delete: Callable[[list[str]], None] | None = None) -> list[Eviction]:
         """Evict expired entries, then the lowest-priority ones until the level fits its limits."""
@@ -72,9 +77,7 @@ class Evictor:
                 if not rows:
                     break
                 out += self._delete(level, rows, "ttl", now, before_delete)
-        n, size = self._dbh.db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM cache_entries WHERE level = ?", [level]
-        ).fetchone()
+        n, size = self.totals(level)
         while n > limits.max_entries or size > limits.max_bytes:
             reason = "entries" if n > limits.max_entries else "bytes"
             want = min(_BATCH, max(1, n - limits.max_entries)) if reason == "entries" else 1
