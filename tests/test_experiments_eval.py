@@ -121,6 +121,22 @@ def test_items_whose_every_call_failed_are_errors_not_wrong(make_engine, tmp_pat
     errs = sorted(r["item_id"] for r in _rows(home, "errs") if r["error"])
     assert errs == ["q0", "q3", "q6", "q9"]
     assert all(r["correct"] is None and r["score"] is None for r in _rows(home, "errs") if r["error"])
+    # A failed item's call is still counted: one call, no cost (the provider answered HTTP 500).
+    assert all((r["calls"], r["cost_usd"]) == (1, 0.0) for r in _rows(home, "errs") if r["error"])
+
+
+def test_a_failed_item_that_was_billed_counts_its_cost(make_engine, tmp_path, capsys, home):
+    # A provider that bills the prompt and answers nothing: the item fails, the money is spent.
+    make_engine(fake_model("blank", "blank", input_price_per_1m=1000, output_price_per_1m=0))
+    proc = _run(capsys, str(_dataset(tmp_path, n=3)), "--strategies", "single", "--models", "blank",
+                "--name", "billed", "--json")
+    c = json.loads(proc.stdout)["configs"][0]
+    rows = _rows(home, "billed")
+    assert c["errors"] == 3 and all(r["error"] and r["calls"] == 1 for r in rows)
+    calls = sqlite3.connect(home / "inferscale.db").execute(
+        "SELECT SUM(cost_usd) FROM model_calls WHERE model = 'blank'").fetchone()[0]
+    assert calls > 0  # what the monitor recorded for those calls
+    assert sum(r["cost_usd"] for r in rows) == pytest.approx(calls) == pytest.approx(c["cost_usd"])
 
 
 def test_budget_stops_the_experiment_cleanly_and_resume_finishes_it(setup, capsys, home):

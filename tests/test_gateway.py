@@ -348,6 +348,23 @@ def test_a_provider_that_ignores_stream_is_parsed_and_an_empty_answer_is_a_failu
     assert levels.count(("L3",)) == 1 and levels.count(("L4",)) == 1  # only the real answer
 
 
+def test_an_unusable_answer_is_still_billed_on_the_call_record(make_engine, server) -> None:
+    # The provider bills the prompt of every answer it sends, used or not (both attempts here).
+    engine = make_engine(fake_model("fake-blank-priced", "blank", input_price_per_1m=1000.0,
+                                    output_price_per_1m=0.0), max_attempts=2)
+    from inferscale.errors import AllModelsFailedError
+
+    with pytest.raises(AllModelsFailedError) as info:
+        engine.ask("charge me for an empty reply", models=["fake-blank-priced"])
+    m = info.value.members[0]
+    one = len("charge me for an empty reply".split())  # the fake server counts a token per word
+    assert m.attempts == 2 and m.tokens_in >= 2 * one
+    assert m.cost_usd == pytest.approx(m.tokens_in * 1000.0 / 1e6)
+    assert engine.flush(30)
+    assert engine.database.db.execute("SELECT cost_usd, tokens_in FROM model_calls").fetchall() == [
+        (pytest.approx(m.cost_usd), m.tokens_in)]
+
+
 def test_keys_cli_and_serve_refusals(cli) -> None:
     from tests.support.fakes import assert_one_line_error
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from ..errors import ConfigError, InferscaleError
+from ..errors import AllModelsFailedError, ConfigError, InferscaleError
 from ..orchestration.strategies import STRATEGIES, build_strategy
 from ..types import AskResult, CacheControl
 from . import scorers
@@ -229,7 +229,12 @@ async def _run_item(engine: Any, spec: ExperimentSpec, config: RunConfig, item: 
         )
     except Exception as exc:  # noqa: BLE001 - an item whose every call failed is an error, not a stop
         msg = str(exc) if isinstance(exc, InferscaleError) else f"{type(exc).__name__}: {exc}"
-        return replace(base, error=msg[:500] or type(exc).__name__,
+        # The calls made before it failed still count (and may have cost money): the budget and the
+        # report add them up like any other item's.
+        made = exc.members if isinstance(exc, AllModelsFailedError) else ()
+        return replace(base, error=msg[:500] or type(exc).__name__, calls=len(made),
+                       cost_usd=sum(m.cost_usd for m in made),
+                       spent_usd=sum(m.cost_usd for m in made if not m.cached),
                        latency_ms=(time.perf_counter() - t0) * 1000, ts=time.time())
     name = scorers.resolve(item, spec.scorer)
     scorer = built.get(name) or built.setdefault(name, scorers.build(name, engine))

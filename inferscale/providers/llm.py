@@ -13,6 +13,7 @@ import threading
 import time
 import warnings
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from ..errors import FailureKind
@@ -204,17 +205,23 @@ async def call_model(
     errors: list[str] = []
     kind, why = "", ""
     made = 0  # attempts started
+    # Answers that arrived but could not be used (empty, no content) were still billed by the
+    # provider: their tokens and cost go on the call's record, whatever the retries then do.
+    billed = Billed()
     try:
         for attempt in range(1, policy.max_attempts + 1):
             made = attempt
             t0 = time.perf_counter()
+            resp = None
             try:
                 resp = await _one_attempt(litellm, kw, spec, timeout, on_token)
-                return _result(litellm, spec, resp, started, t0, attempt, tuple(errors), settings,
-                               params.get("max_tokens"))
+                return billed.onto(_result(litellm, spec, resp, started, t0, attempt, tuple(errors), settings,
+                                           params.get("max_tokens")))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - classified and reported, never propagated
+                if resp is not None:
+                    billed.add(resp, _cost(litellm, spec, resp, time.perf_counter() - t0, settings))
                 kind, retryable = classify(exc)
                 why = f"no answer within {timeout:g} s" if kind == "Timeout" else _short(exc, spec)
                 errors.append(kind)
@@ -226,8 +233,8 @@ async def call_model(
     except asyncio.CancelledError:
         if on_cancel is not None:
             in_flight = (FailureKind.CANCELLED,) if made > len(errors) else ()
-            on_cancel(_failed(spec, started, FailureKind.CANCELLED, "the strategy stopped early", made,
-                              (*errors, *in_flight)))
+            on_cancel(billed.onto(_failed(spec, started, FailureKind.CANCELLED, "the strategy stopped early",
+                                          made, (*errors, *in_flight))))
         raise
     if errors and errors[-1] == "Timeout":
         # Say what was really waited: a per-attempt figure alone hid the retries (245 s reported
@@ -236,7 +243,7 @@ async def call_model(
         why = (f"no answer within {timeout:g} s per attempt, {len(errors)} attempt(s), "
                f"{waited:.0f} s waited in all")
     log.warning("%s failed after %d attempt(s): %s: %s", spec.id, len(errors), kind, why)
-    return _failed(spec, started, kind, why, len(errors), tuple(errors))
+    return billed.onto(_failed(spec, started, kind, why, len(errors), tuple(errors)))
 
 
 def estimate_tokens(messages: list[Message]) -> int:
@@ -289,6 +296,26 @@ def _mean_logprob(choice: Any) -> float | None:
                       int | float)
     ]
     return sum(values) / len(values) if values else None
+
+
+class Billed:
+    """Tokens and cost of the responses a call received but could not use."""
+
+    def __init__(self) -> None:
+        self.tokens_in = self.tokens_out = 0
+        self.cost_usd = 0.0
+
+    def add(self, resp: Any, cost_usd: float) -> None:
+        usage = getattr(resp, "usage", None)
+        self.tokens_in += int(getattr(usage, "prompt_tokens", 0) or 0)
+        self.tokens_out += int(getattr(usage, "completion_tokens", 0) or 0)
+        self.cost_usd += cost_usd
+
+    def onto(self, m: MemberResult) -> MemberResult:
+        if not (self.tokens_in or self.tokens_out or self.cost_usd):
+            return m
+        return replace(m, tokens_in=m.tokens_in + self.tokens_in, tokens_out=m.tokens_out + self.tokens_out,
+                       cost_usd=m.cost_usd + self.cost_usd)
 
 
 def _failed(spec: ModelSpec, started: float, kind: str, why: str, attempts: int,
