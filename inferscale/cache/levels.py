@@ -34,6 +34,7 @@ from ..types import CACHE_LEVELS
 from .chroma_index import ChromaIndex
 from .eviction import Eviction, Limits
 from .exact import Entry, ExactCache
+from .judge import Judge
 from .scope import Query, build_query
 from .semantic import LookupResult, SemanticCache, Vectors
 from .verify import VerifyConfig
@@ -149,13 +150,14 @@ class CacheLevels:
         return build_query(messages, **scope_parts)
 
     def lookup(self, q: Query, tun: Tunables, vectors: Vectors | None = None,
-               max_age_s: float | None = None) -> LookupResult:
-        """Never raises: a broken semantic level is a miss with `error` set (and a log line)."""
+               max_age_s: float | None = None, judge: Judge | None = None) -> LookupResult:
+        """Never raises: a broken semantic level is a miss with `error` set (and a log line).
+        `judge` (built by the engine from `semantic_judge_model`) may confirm a borderline candidate."""
         self._await_pending(q, tun)
         try:
             return self.semantic.lookup(q, verify_config(tun),
                                         ttl_s=_narrow(limits_for(tun, "L1").ttl_s, max_age_s),
-                                        vectors=vectors)
+                                        vectors=vectors, judge=judge)
         except Exception as exc:  # noqa: BLE001 - the cache must not fail the request
             log.warning("L1 lookup failed: %s: %s", type(exc).__name__, exc)
             return LookupResult(None, error=f"{type(exc).__name__}: {exc}")
