@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from ..types import MemberResult, Message
 from .scope import TURN_SEP
 from .turns import Candidate
+from .verdict import REJECT, Verdict, VerifyConfig
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,13 @@ class Judge:
             return JudgeCall(self.model, False, f"judge {self.model} said no", result)
         return JudgeCall(self.model, False, f"judge {self.model} gave no yes/no answer "
                                             f"({answer[:40]!r}): a miss", result)
+
+
+def in_band(verdict: Verdict, similarity: float, config: VerifyConfig, judge: Judge | None) -> bool:
+    """Whether `judge` may be asked about a candidate: not rejected outright, short only on
+    similarity, and at least `semantic_floor` and the judge's own floor similar."""
+    return (judge is not None and not verdict.ok and verdict.required < REJECT
+            and similarity >= max(config.floor, judge.floor))
 
 
 def verdict_word(answer: str) -> str | None:

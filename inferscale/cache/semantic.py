@@ -28,11 +28,11 @@ from ..embeddings import DIM, Embedder
 from .chat import decide
 from .chroma_index import ChromaIndex, IndexUnavailable
 from .eviction import Eviction, Evictor, Limits, gdsf_priority
-from .judge import Judge, JudgeCall
+from .judge import Judge, JudgeCall, in_band
 from .lexicon import Lexicon, default_lexicon
 from .scope import Query
 from .turns import Candidate
-from .verify import REJECT, SpanSimilarity, Verdict, VerifyConfig
+from .verify import SpanSimilarity, Verdict, VerifyConfig
 
 log = logging.getLogger(__name__)
 HISTORY_WEIGHT = 0.5  # share of the earlier turns in the search vector
@@ -74,12 +74,6 @@ class LookupResult:
     rejected: tuple[str, ...] = field(default_factory=tuple)  # verifier reasons, best candidate first
     error: str | None = None
     judged: JudgeCall | None = None  # the judge's call on the borderline candidate, when it was asked
-
-
-def _borderline(verdict: Verdict, similarity: float, config: VerifyConfig, judge: Judge | None) -> bool:
-    """Not rejected outright, short only on similarity, and inside the judge's band."""
-    return (judge is not None and not verdict.ok and verdict.required < REJECT
-            and similarity >= max(config.floor, judge.floor))
 
 
 def _agrees_in_context(*_: Any) -> float:
@@ -190,13 +184,13 @@ class SemanticCache:
                 # A miss even with the approximate similarities raised by their largest error is a
                 # miss on exact vectors too (a higher similarity never turns a pass into a reject).
                 verdict, sim = self._verify(row, query_c, vec, config, ctx, lexicon, FAST_MARGIN)
-                if not (verdict.ok or _borderline(verdict, sim, config, judge)):
+                if not (verdict.ok or in_band(verdict, sim, config, judge)):
                     rejected.append(f"{verdict.reason} (fast vectors, similarity + {FAST_MARGIN} margin)")
                     continue
                 exact = self.vectors(q)
             verdict, sim = self._verify(row, query_c, exact, config, ctx, lexicon)
             if not verdict.ok:
-                if _borderline(verdict, sim, config, judge):
+                if in_band(verdict, sim, config, judge):
                     borderline.append((sim, len(rejected), row, verdict))
                 rejected.append(verdict.reason)
                 continue
