@@ -203,3 +203,21 @@ def test_cache_eval_asks_the_judge_only_when_told(make_engine, server, cli, tmp_
     assert judged["judge"]["confirmed"] == 1 and judged["judge"]["cost_usd"] > 0
     assert server.calls["const-yes"] == 1  # the number pair never reached it
     assert "confirmed by judge fake-judge" in details.read_text(encoding="utf-8")
+
+
+
+def test_a_verdict_is_remembered_unless_the_request_may_not_store(make_engine, server) -> None:
+    engine = _engine(make_engine, _judge("fake-judge", "const-yes"), semantic_judge_model="fake-judge")
+    engine.ask(STORED, models=["fake-echo"])
+    no_store = CacheControl(write=False)
+    for n in (1, 2):  # a request that may not store is judged every time
+        assert engine.ask(ASKED, models=["fake-echo"], cache=no_store).cache.level == "L1"
+        assert server.calls["const-yes"] == n
+    first = engine.ask(ASKED, models=["fake-echo"])  # judged, and the verdict kept
+    assert server.calls["const-yes"] == 3 and "remembered" not in first.to_json()["cache"]["verification"]
+    again = engine.ask(ASKED, models=["fake-echo"])  # an L1 hit writes no L4 entry: L1 again
+    out = again.to_json()["cache"]
+    assert out["level"] == "L1" and server.calls["const-yes"] == 3
+    assert out["verification"].startswith("confirmed by judge fake-judge (remembered): ")
+    assert again.cost_usd == 0.0 and out["judge_cost_usd"] == 0.0
+    assert _rows(engine, "model_calls", again.request_id) == []  # no call was made

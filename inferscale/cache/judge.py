@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..types import MemberResult, Message
+from .exact import cache_key
 from .scope import TURN_SEP
 from .turns import Candidate
 from .verdict import REJECT, Verdict, VerifyConfig
@@ -71,12 +72,32 @@ class Judge:
                              f"judge {self.model} failed ({result.error_class or 'error'}): a miss", result)
         answer = result.answer or ""
         word = verdict_word(answer)
+        again = " (remembered)" if result.cached else ""
         if word == "yes":
-            return JudgeCall(self.model, True, f"confirmed by judge {self.model}", result)
+            return JudgeCall(self.model, True, f"confirmed by judge {self.model}{again}", result)
         if word == "no":
-            return JudgeCall(self.model, False, f"judge {self.model} said no", result)
+            return JudgeCall(self.model, False, f"judge {self.model} said no{again}", result)
         return JudgeCall(self.model, False, f"judge {self.model} gave no yes/no answer "
                                             f"({answer[:40]!r}): a miss", result)
+
+
+def remembering(judge: Judge, scope_key: str, recall: Callable[[str], str | None],
+                keep: Callable[[str, MemberResult], None] | None) -> Judge:
+    """`judge` with its verdicts kept (by the caller, under the key given): a verdict is a function of
+    the two conversations and the model at temperature 0, so a borderline request asked again costs
+    no second call. A remembered answer comes back as a cached record (no cost, no call made).
+    `keep` None remembers nothing new (a request that may not store)."""
+
+    def ask(msgs: list[Message]) -> MemberResult:
+        key = cache_key("L2", kind="cache-judge", model=judge.model, scope=scope_key, messages=msgs)
+        if (answer := recall(key)) is not None:
+            return MemberResult(model=judge.model, answer=answer, latency_ms=0.0, cached=True, attempts=0)
+        result = judge.ask(msgs)
+        if keep is not None and result.ok and verdict_word(result.answer or "") is not None:
+            keep(key, result)  # failures and non-answers are asked again next time
+        return result
+
+    return replace(judge, ask=ask)
 
 
 def in_band(verdict: Verdict, similarity: float, config: VerifyConfig, judge: Judge | None) -> bool:

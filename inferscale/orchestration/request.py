@@ -164,10 +164,10 @@ def lookup_cache(levels: CacheLevels, scope: RequestScope, tun: Tunables, cc: Ca
     if (cc.read or cc.write) and tun.semantic_enabled and hit is None:
         l1_query = scope.l1_query()
     if cc.read and l1_query is not None:
-        sem = levels.lookup(l1_query, tun, max_age_s=cc.ttl_s, judge=judge)
+        sem = levels.lookup(l1_query, tun, max_age_s=cc.ttl_s, judge=judge, remember=cc.write)
         said = sem.judged
         trace.cache_events.append(cache_event("L1", sem.match, said.model if said else None))
-        if said is not None and said.call is not None:
+        if said is not None and said.call is not None and not said.call.cached:  # a remembered verdict cost nothing
             trace.calls.append(said.call)
             trace.judge_usd += said.cost_usd
     return hit, sem, l1_query
