@@ -221,3 +221,15 @@ def test_a_verdict_is_remembered_unless_the_request_may_not_store(make_engine, s
     assert out["verification"].startswith("confirmed by judge fake-judge (remembered): ")
     assert again.cost_usd == 0.0 and out["judge_cost_usd"] == 0.0
     assert _rows(engine, "model_calls", again.request_id) == []  # no call was made
+
+
+def test_a_failing_judge_cools_down_like_any_model(make_engine, server) -> None:
+    engine = make_engine(ECHO, _judge("fake-judge", "fail-503"), cooldown_failures=1)
+    engine.tunables_store.set("semantic_judge_model", "fake-judge")
+    engine.ask(STORED, models=["fake-echo"])
+    no_store = CacheControl(write=False)
+    engine.ask(ASKED, models=["fake-echo"], cache=no_store)  # fails once: cooled down
+    skipped = engine.ask(ASKED, models=["fake-echo"], cache=no_store)
+    assert server.calls["fail-503"] == 1 and skipped.cache is None
+    note = next(s.note for s in skipped.steps if s.name == "cache")
+    assert "judge fake-judge failed (ModelUnavailableError: fake-judge is cooling down after failures)" in note

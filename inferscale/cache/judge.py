@@ -18,6 +18,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from ..errors import InferscaleError
+from ..redact import clip
 from ..types import MemberResult, Message
 from .exact import cache_key
 from .scope import TURN_SEP
@@ -64,9 +66,11 @@ class Judge:
         try:
             result = self.ask(messages(cached, query))
         except Exception as exc:  # noqa: BLE001 - a judge that fails is a miss, never an error
-            log.warning("cache judge %s failed: %s", self.model, type(exc).__name__)
-            return JudgeCall(self.model, False, f"judge {self.model} failed ({type(exc).__name__}): a miss",
-                             None)
+            # Our own errors say what to do (and carry no key); others are named by their class.
+            why = f"{type(exc).__name__}: {clip(str(exc), 160)}" if isinstance(exc, InferscaleError) \
+                else type(exc).__name__
+            log.warning("cache judge %s failed: %s", self.model, why)
+            return JudgeCall(self.model, False, f"judge {self.model} failed ({why}): a miss", None)
         if not result.ok:
             return JudgeCall(self.model, False,
                              f"judge {self.model} failed ({result.error_class or 'error'}): a miss", result)

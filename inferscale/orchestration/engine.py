@@ -274,7 +274,7 @@ class Engine:
         t0 = time.perf_counter()
         try:
             looked = lookup_cache(self.levels, plan.scope, plan.tun, plan.cc, trace,
-                                  build_judge(plan.tun, self.registry, self.settings))
+                                  build_judge(plan.tun, self.registry, self.settings, self.health))
         except BaseException as exc:
             self._failed(request_id, exc, trace)
             raise
