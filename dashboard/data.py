@@ -82,6 +82,11 @@ HELP = {
                          "chosen (`inferscale router calibrate` sets it for a strong-model share or a cost).",
     "learned_lambda": "Learned router: when > 0, choose the model maximising predicted quality minus "
                       "this x USD per 1,000 requests instead of using the threshold.",
+    "semantic_judge_model": "A remote model id that may confirm a semantic-cache candidate short only on "
+                            "similarity (one paid call per such lookup); empty = no judge (the default).",
+    "semantic_judge_floor": "The judge is asked only about candidates at least this similar (never below "
+                            "semantic_floor).",
+    "semantic_judge_timeout_s": "The judge's one attempt; no answer in time is a miss.",
 }
 
 

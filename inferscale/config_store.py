@@ -60,12 +60,18 @@ class TunablesStore:
             wanted += [("fixed_models", m) for m in new.fixed_models]
         if new.judge_model != old.judge_model and new.judge_model:
             wanted.append(("judge_model", new.judge_model))
+        if new.semantic_judge_model != old.semantic_judge_model and new.semantic_judge_model:
+            wanted.append(("semantic_judge_model", new.semantic_judge_model))
         if not wanted:
             return
-        known = [s.id for s in Registry(self._dbh).list()]
+        specs = {s.id: s for s in Registry(self._dbh).list()}
         for key, model_id in wanted:
-            if model_id not in known:
-                raise ConfigError(f"{key}: {unknown_id_message(model_id, known)}")
+            if model_id not in specs:
+                raise ConfigError(f"{key}: {unknown_id_message(model_id, list(specs))}")
+            if key == "semantic_judge_model" and specs[model_id].is_local:
+                # It runs inside every L1 lookup it judges: seconds on a CPU, where a lookup takes ms.
+                raise ConfigError(f"semantic_judge_model: {model_id!r} is a local model; the cache judge "
+                                  "must be a remote (litellm) model")
 
     def stale_references(self) -> list[str]:
         """Model ids the stored tunables name that are missing or unavailable now (a model removed
@@ -75,7 +81,8 @@ class TunablesStore:
         tun = self.load()
         specs = {s.id: s for s in Registry(self._dbh).list()}
         out = []
-        for key, ids in (("fixed_models", tun.fixed_models), ("judge_model", (tun.judge_model,))):
+        for key, ids in (("fixed_models", tun.fixed_models), ("judge_model", (tun.judge_model,)),
+                         ("semantic_judge_model", (tun.semantic_judge_model,))):
             for model_id in (i for i in ids if i):
                 spec = specs.get(model_id)
                 if spec is None:

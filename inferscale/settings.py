@@ -193,6 +193,13 @@ class Tunables:
     semantic_rewrite_frame: float = _unit(0.5)  # share of wording kept below which a pair is a rewrite
     semantic_check_word_order: bool = True  # the same words in another order need evidence of symmetry
     semantic_role_span: int = _count(3, 1, 20)  # most words between two words a relation gives roles
+    # The optional judge of the borderline band (issue 13), off by default: a remote registry model
+    # asked, at most once per lookup, whether the most similar candidate that verification did not
+    # reject but found short on similarity (and at least `semantic_judge_floor` similar, never below
+    # `semantic_floor`) may be served; only its "yes" serves (inferscale/cache/judge.py).
+    semantic_judge_model: str = ""  # a registry id of a remote model; "" = no judge
+    semantic_judge_floor: float = _unit(0.40)
+    semantic_judge_timeout_s: float = Field(default=5.0, ge=0.1, le=60.0)  # one attempt; then a miss
     # Per level: capacity in entries and MB, and TTL in seconds (0 = never expires).
     cache_l1_max_entries: int = _count(100_000, 1, 100_000_000)
     cache_l1_max_mb: float = _size(512.0, 0.001)

@@ -5,7 +5,8 @@ lookup of `b` hit? With one entry in the cache, Chroma's nearest neighbour *is* 
 lookup reduces to "cosine of the two embeddings, then `verify.decide`". The fast path computes exactly
 that for all pairs with batched embeddings and the same `decide` the cache runs; `faithful=True`
 runs a real `SemanticCache` (SQLite + Chroma in a temporary directory) per pair instead — the tests
-check that both agree.
+check that both agree. With a `judge` (`cache-eval --judge`), a borderline pair is decided by it,
+as in the cache: one call per such pair, counted with its cost in the report's `judge`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 from ..embeddings import Embedder
 from ..errors import InferscaleError
 from .chat import decide
+from .judge import Judge, JudgeCall, in_band
 from .lexicon import Lexicon, default_lexicon
 from .scope import Query, build_query
 from .semantic import Vectors
@@ -47,6 +49,7 @@ class Outcome:
     similarity: float
     reason: str
     check: str = ""  # the check that decided
+    judged: JudgeCall | None = None  # the judge's call, when the pair was borderline and a judge set
 
 
 def _messages(item: dict[str, Any], side: str, where: str) -> list[dict[str, str]]:
@@ -103,8 +106,8 @@ def _embed_all(embedder: Embedder, qs: list[Query]) -> list[Vectors]:
 
 
 def score(pairs: list[Pair], config: VerifyConfig, embedder: Embedder,
-          lexicon: Lexicon | None = None) -> list[Outcome]:
-    """The fast path: batched embeddings, then the cache's own `decide` per pair."""
+          lexicon: Lexicon | None = None, judge: Judge | None = None) -> list[Outcome]:
+    """The fast path: batched embeddings, then the cache's own `decide` per pair (and its judge)."""
     lexicon = lexicon or default_lexicon()
     qa, qb = _queries(pairs)
     va, vb = _embed_all(embedder, qa), _embed_all(embedder, qb)
@@ -113,15 +116,20 @@ def score(pairs: list[Pair], config: VerifyConfig, embedder: Embedder,
         sim_last = float(np.dot(x.last, y.last))
         sim_hist = float(np.dot(x.history, y.history)) if x.history is not None and y.history is not None \
             else None
-        v = decide(Candidate(a.last, a.history, a.exact_hash), Candidate(b.last, b.history, b.exact_hash),
-                   sim_last, sim_hist, config, context=embedder.span_similarity, lexicon=lexicon)
-        out.append(Outcome(p, v.ok, min(sim_last, sim_hist) if sim_hist is not None else sim_last, v.reason,
-                           v.check))
+        ca, cb = Candidate(a.last, a.history, a.exact_hash), Candidate(b.last, b.history, b.exact_hash)
+        v = decide(ca, cb, sim_last, sim_hist, config, context=embedder.span_similarity, lexicon=lexicon)
+        sim = min(sim_last, sim_hist) if sim_hist is not None else sim_last
+        if judge is not None and in_band(v, sim, config, judge):
+            said = judge.confirm(ca, cb)
+            reason = f"{said.reason}: {v.reason}" if said.confirmed else f"{v.reason}; {said.reason}"
+            out.append(Outcome(p, said.confirmed, sim, reason, "judge" if said.confirmed else v.check, said))
+            continue
+        out.append(Outcome(p, v.ok, sim, v.reason, v.check))
     return out
 
 
 def score_faithful(pairs: list[Pair], config: VerifyConfig, embedder: Embedder,
-                   lexicon: Lexicon | None = None) -> list[Outcome]:
+                   lexicon: Lexicon | None = None, judge: Judge | None = None) -> list[Outcome]:
     """Slow path: a fresh SQLite + Chroma cache per pair; store a, look up b."""
     from ..db import Database
     from .chroma_index import ChromaIndex
@@ -134,10 +142,10 @@ def score_faithful(pairs: list[Pair], config: VerifyConfig, embedder: Embedder,
                                   lexicon=lexicon)
             qa, qb = build_query(p.a, scope="cache-eval"), build_query(p.b, scope="cache-eval")
             cache.put(qa, {"answer": "cached"}, 0.0, 0.0)
-            r = cache.lookup(qb, config)
+            r = cache.lookup(qb, config, judge=judge)
             sim = r.match.similarity if r.match else float("nan")
             out.append(Outcome(p, r.match is not None, sim, r.match.reason if r.match else
-                               "; ".join(r.rejected) or (r.error or "no candidate")))
+                               "; ".join(r.rejected) or (r.error or "no candidate"), judged=r.judged))
     return out
 
 
@@ -161,15 +169,21 @@ def report(outcomes: list[Outcome]) -> dict[str, Any]:
 
 def evaluate(pairs: list[Pair], config: VerifyConfig, embedder: Embedder, *, sweep: bool = False,
              halves: bool = False, faithful: bool = False, lexicon: Lexicon | None = None,
-             outcomes: list[Outcome] | None = None) -> dict[str, Any]:
-    """Score `pairs` and report; the per-pair outcomes are appended to `outcomes` when given."""
+             outcomes: list[Outcome] | None = None, judge: Judge | None = None) -> dict[str, Any]:
+    """Score `pairs` and report; the per-pair outcomes are appended to `outcomes` when given. The
+    sweep is without the judge (it would call it again at every threshold)."""
     lexicon = lexicon or default_lexicon()
-    scored = (score_faithful if faithful else score)(pairs, config, embedder, lexicon)
+    scored = (score_faithful if faithful else score)(pairs, config, embedder, lexicon, judge)
     if outcomes is not None:
         outcomes.extend(scored)
     outcomes = scored
     out = report(outcomes)
     out["threshold"] = config.threshold
+    if judge is not None:
+        calls = [o.judged for o in outcomes if o.judged is not None]
+        out["judge"] = {"model": judge.model, "calls": len(calls), "confirmed": sum(c.confirmed for c in calls),
+                        "failed": sum(c.call is None or not c.call.ok for c in calls),
+                        "cost_usd": sum(c.cost_usd for c in calls)}
     if halves:
         out["halves"] = {h: report([o for o in outcomes if o.pair.half == h]) for h in ("dev", "test")}
     if sweep:

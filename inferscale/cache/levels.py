@@ -34,6 +34,7 @@ from ..types import CACHE_LEVELS
 from .chroma_index import ChromaIndex
 from .eviction import Eviction, Limits
 from .exact import Entry, ExactCache
+from .judge import Judge, remembering
 from .scope import Query, build_query
 from .semantic import LookupResult, SemanticCache, Vectors
 from .verify import VerifyConfig
@@ -149,16 +150,27 @@ class CacheLevels:
         return build_query(messages, **scope_parts)
 
     def lookup(self, q: Query, tun: Tunables, vectors: Vectors | None = None,
-               max_age_s: float | None = None) -> LookupResult:
-        """Never raises: a broken semantic level is a miss with `error` set (and a log line)."""
+               max_age_s: float | None = None, judge: Judge | None = None,
+               remember: bool = True) -> LookupResult:
+        """Never raises: a broken semantic level is a miss with `error` set (and a log line).
+        `judge` (built by the engine from `semantic_judge_model`) may confirm a borderline candidate;
+        its verdicts are kept in L2 unless `remember` is False (a request that may not store)."""
         self._await_pending(q, tun)
+        if judge is not None:
+            judge = remembering(judge, q.scope_key, lambda key: self._recall(key, tun),
+                                (lambda key, r: self.put_later(key, "L2", {"answer": r.answer}, r.cost_usd,
+                                                               r.latency_ms, tun, r.model)) if remember else None)
         try:
             return self.semantic.lookup(q, verify_config(tun),
                                         ttl_s=_narrow(limits_for(tun, "L1").ttl_s, max_age_s),
-                                        vectors=vectors)
+                                        vectors=vectors, judge=judge)
         except Exception as exc:  # noqa: BLE001 - the cache must not fail the request
             log.warning("L1 lookup failed: %s: %s", type(exc).__name__, exc)
             return LookupResult(None, error=f"{type(exc).__name__}: {exc}")
+
+    def _recall(self, key: str, tun: Tunables) -> str | None:
+        hit = self.get(key, tun)
+        return hit.value.get("answer") if hit is not None else None
 
     def store(self, q: Query, value: dict[str, Any], cost_usd: float, latency_ms: float,
               tun: Tunables) -> list[Eviction]:

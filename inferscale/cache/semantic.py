@@ -7,7 +7,9 @@ kept there too, so a lost or corrupt Chroma directory is rebuilt from it without
 `reconcile()` removes vectors whose rows are gone (and re-adds the reverse).
 
 Lookup: embed the last message (and the earlier turns), ask Chroma for the k nearest entries of the
-same scope, then verify each candidate (`verify.decide`) until one passes.
+same scope, then verify each candidate (`verify.decide`) until one passes. With a judge configured
+(`judge.Judge`, off by default), the best candidate that fell short only on similarity is shown to
+it, once per lookup, and served only if it says yes.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ..embeddings import DIM, Embedder
 from .chat import decide
 from .chroma_index import ChromaIndex, IndexUnavailable
 from .eviction import Eviction, Evictor, Limits, gdsf_priority
+from .judge import Judge, JudgeCall, in_band
 from .lexicon import Lexicon, default_lexicon
 from .scope import Query
 from .turns import Candidate
@@ -70,6 +73,7 @@ class LookupResult:
     candidates: int = 0
     rejected: tuple[str, ...] = field(default_factory=tuple)  # verifier reasons, best candidate first
     error: str | None = None
+    judged: JudgeCall | None = None  # the judge's call on the borderline candidate, when it was asked
 
 
 def _agrees_in_context(*_: Any) -> float:
@@ -142,7 +146,7 @@ class SemanticCache:
 
     # -- lookup ---------------------------------------------------------------------------------
     def lookup(self, q: Query, config: VerifyConfig = VerifyConfig(), ttl_s: float = 0.0,  # noqa: B008
-               vectors: Vectors | None = None) -> LookupResult:
+               vectors: Vectors | None = None, judge: Judge | None = None) -> LookupResult:
         # Without exact vectors (from the caller, or memoised when the analysis step embedded the
         # same text), candidates are found with the fast approximate vectors; a candidate that
         # could pass is then decided on exact ones (below).
@@ -166,6 +170,9 @@ class SemanticCache:
         now = time.time()
         query_c = Candidate(q.last, q.history, q.exact_hash)
         rejected: list[str] = []
+        borderline: list[tuple[float, int, dict[str, Any], Verdict]] = []  # for the judge, if any
+        ctx = self._embedder.span_similarity
+        lexicon = self._lexicon = self._lexicon or default_lexicon()
         for key, _ in hits:
             row = rows.get(key)
             if row is None:
@@ -173,28 +180,44 @@ class SemanticCache:
             if ttl_s and ttl_s > 0 and row["created_at"] < now - ttl_s:
                 rejected.append("expired")
                 continue
-            ctx = self._embedder.span_similarity
-            if self._lexicon is None:
-                self._lexicon = default_lexicon()
             if exact is None:
                 # A miss even with the approximate similarities raised by their largest error is a
                 # miss on exact vectors too (a higher similarity never turns a pass into a reject).
-                verdict, _ = self._verify(row, query_c, vec, config, ctx, self._lexicon, FAST_MARGIN)
-                if not verdict.ok:
+                verdict, sim = self._verify(row, query_c, vec, config, ctx, lexicon, FAST_MARGIN)
+                if not (verdict.ok or in_band(verdict, sim, config, judge)):
                     rejected.append(f"{verdict.reason} (fast vectors, similarity + {FAST_MARGIN} margin)")
                     continue
                 exact = self.vectors(q)
-            verdict, sim = self._verify(row, query_c, exact, config, ctx, self._lexicon)
+            verdict, sim = self._verify(row, query_c, exact, config, ctx, lexicon)
             if not verdict.ok:
+                if in_band(verdict, sim, config, judge):
+                    borderline.append((sim, len(rejected), row, verdict))
                 rejected.append(verdict.reason)
                 continue
-            self._touch(row)
-            return LookupResult(SemanticMatch(
-                key=key, value=row["value"], similarity=sim, matched_prompt=row["last"],
-                reason=verdict.reason, cost_usd=row["cost_usd"], latency_ms=row["latency_ms"],
-                created_at=row["created_at"], hits=row["hits"] + 1,
-            ), candidates=len(hits), rejected=tuple(rejected))
-        return LookupResult(None, candidates=len(hits), rejected=tuple(rejected))
+            return LookupResult(self._serve(row, sim, verdict.reason), candidates=len(hits),
+                                rejected=tuple(rejected))
+        return self._judged(judge, borderline, query_c, rejected, len(hits))
+
+    def _judged(self, judge: Judge | None, borderline: list[tuple[float, int, dict[str, Any], Verdict]],
+                query: Candidate, rejected: list[str], candidates: int) -> LookupResult:
+        """No candidate passed: at most one judge call, on the most similar one that fell short."""
+        if judge is None or not borderline:
+            return LookupResult(None, candidates=candidates, rejected=tuple(rejected))
+        sim, at, row, verdict = max(borderline, key=lambda b: b[0])  # the first of equals
+        said = judge.confirm(Candidate(row["last"], row["history"], row["exact_hash"]), query)
+        if said.confirmed:
+            return LookupResult(self._serve(row, sim, f"{said.reason}: {verdict.reason}"), candidates=candidates,
+                                rejected=tuple(rejected[:at] + rejected[at + 1:]), judged=said)
+        rejected[at] = f"{verdict.reason}; {said.reason}"
+        return LookupResult(None, candidates=candidates, rejected=tuple(rejected), judged=said)
+
+    def _serve(self, row: dict[str, Any], sim: float, reason: str) -> SemanticMatch:
+        self._touch(row)
+        return SemanticMatch(
+            key=row["key"], value=row["value"], similarity=sim, matched_prompt=row["last"],
+            reason=reason, cost_usd=row["cost_usd"], latency_ms=row["latency_ms"],
+            created_at=row["created_at"], hits=row["hits"] + 1,
+        )
 
     @staticmethod
     def _verify(row: dict[str, Any], query: Candidate, vec: Vectors, config: VerifyConfig,

@@ -44,6 +44,7 @@ from ..types import (
     StepTiming,
     Verifier,
 )
+from .cache_judge import build_judge
 from .events import Emit, Event, OnEvent
 from .replay import replay_row
 from .request import Handoff, Plan, Trace, cache_event, cache_note, lookup_cache, plan_request, with_steps
@@ -206,7 +207,10 @@ class Engine:
                 return await self._from_cache(request_id, m, analysis, trace, t_start, emit, level="L1",
                                               extra={"matched_prompt": m.matched_prompt,
                                                      "similarity": round(m.similarity, 4),
-                                                     "verification": m.reason})
+                                                     "verification": m.reason,
+                                                     **({"judge": sem.judged.model,
+                                                         "judge_cost_usd": sem.judged.cost_usd}
+                                                        if sem.judged else {})})
 
             t0 = time.perf_counter()
             req = RouteRequest(analysis, candidates, strategy, tun, self.predicted_cost, explicit,
@@ -237,7 +241,7 @@ class Engine:
                 cache=None,
                 members=members,
                 confidence=outcome.confidence,
-                cost_usd=sum(m.cost_usd for m in members if not m.cached),
+                cost_usd=sum(m.cost_usd for m in members if not m.cached) + trace.judge_usd,
                 latency_ms=(time.perf_counter() - t_start) * 1000,
                 steps=tuple(trace.steps),
                 detail=outcome.detail,
@@ -269,7 +273,8 @@ class Engine:
                                       ("reused from L2: " if reused else "") + analysis.explain()))
         t0 = time.perf_counter()
         try:
-            looked = lookup_cache(self.levels, plan.scope, plan.tun, plan.cc, trace)
+            looked = lookup_cache(self.levels, plan.scope, plan.tun, plan.cc, trace,
+                                  build_judge(plan.tun, self.registry, self.settings, self.health))
         except BaseException as exc:
             self._failed(request_id, exc, trace)
             raise
@@ -332,10 +337,11 @@ class Engine:
             stored, request_id=request_id, analysis=analysis, routing=decision,
             cache=CacheHit(level, hit.key, hit.cost_usd, hit.latency_ms, hit.created_at,
                            {"hits": hit.hits, "original_request_id": stored.request_id, **(extra or {})}),
-            members=members, cost_usd=0.0, latency_ms=(time.perf_counter() - t_start) * 1000,
+            members=members, cost_usd=trace.judge_usd, latency_ms=(time.perf_counter() - t_start) * 1000,
             steps=tuple(trace.steps),
         )
-        self.writer.submit(self.monitor.finish_request, result, [], list(trace.cache_events),
+        # No model answered; an L1 judge's call, if one was made, is this request's only call.
+        self.writer.submit(self.monitor.finish_request, result, list(trace.calls), list(trace.cache_events),
                            trace.saved_usd, trace.replay)
         trace.steps.append(StepTiming("monitoring", (time.perf_counter() - t0) * 1000, "handed to the writer"))
         return with_steps(result, trace)

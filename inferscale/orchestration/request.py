@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cache import CacheLevels
+from ..cache.judge import Judge
 from ..cache.request import RequestScope
 from ..cache.scope import Query
 from ..errors import ConfigError, InvalidPromptError
@@ -90,6 +91,7 @@ class Trace:
     cache_events: list[dict[str, Any]] = field(default_factory=list)
     steps: list[StepTiming] = field(default_factory=list)
     saved_usd: float = 0.0
+    judge_usd: float = 0.0  # what the L1 judge's call cost (it is in `calls` too)
     replay: dict[str, Any] | None = None  # this request's row for the what-if replay
 
 
@@ -132,6 +134,8 @@ def cache_note(read: bool, hit: Any, sem: Any) -> str:
         return f"L4 miss; L1 hit ({sem.match.reason}) on {sem.match.matched_prompt[:80]!r}"
     why = sem.error or (f"{sem.candidates} candidate(s) rejected: " + "; ".join(sem.rejected[:2])
                         if sem.candidates else "no candidate in scope")
+    if sem.judged is not None and sem.judged.reason not in why:  # its candidate was not among those shown
+        why = f"{why}; {sem.judged.reason}"
     return f"L4 miss; L1 miss ({why})"
 
 
@@ -149,9 +153,10 @@ def with_steps(result: AskResult, trace: Trace) -> AskResult:
     return replace(result, steps=tuple(trace.steps))
 
 
-def lookup_cache(levels: CacheLevels, scope: RequestScope, tun: Tunables, cc: CacheControl, trace: Trace
-                 ) -> tuple[Any, Any, Query | None]:
-    """Cheapest first: the exact L4 key, then the semantic L1 search within the same scope."""
+def lookup_cache(levels: CacheLevels, scope: RequestScope, tun: Tunables, cc: CacheControl, trace: Trace,
+                 judge: Judge | None = None) -> tuple[Any, Any, Query | None]:
+    """Cheapest first: the exact L4 key, then the semantic L1 search within the same scope. A call
+    of the L1 judge is recorded with the request's calls, and names the judge in the L1 event."""
     hit = levels.get(scope.l4_key(), tun, max_age_s=cc.ttl_s) if cc.read else None
     if cc.read:
         trace.cache_events.append(cache_event("L4", hit))
@@ -159,6 +164,10 @@ def lookup_cache(levels: CacheLevels, scope: RequestScope, tun: Tunables, cc: Ca
     if (cc.read or cc.write) and tun.semantic_enabled and hit is None:
         l1_query = scope.l1_query()
     if cc.read and l1_query is not None:
-        sem = levels.lookup(l1_query, tun, max_age_s=cc.ttl_s)
-        trace.cache_events.append(cache_event("L1", sem.match))
+        sem = levels.lookup(l1_query, tun, max_age_s=cc.ttl_s, judge=judge, remember=cc.write)
+        said = sem.judged
+        trace.cache_events.append(cache_event("L1", sem.match, said.model if said else None))
+        if said is not None and said.call is not None and not said.call.cached:  # a remembered verdict cost nothing
+            trace.calls.append(said.call)
+            trace.judge_usd += said.cost_usd
     return hit, sem, l1_query

@@ -4,6 +4,7 @@
     inferscale cache-eval --set stsb [--set ...]     any set of `tools.benchmarks.SETS`
     inferscale cache-eval --pairs FILE.jsonl         your own {"a", "b", "same"} lines
     ... --details FILE.csv                           one row per pair: similarity, served, check, reason
+    ... --judge                                      borderline pairs decided by `semantic_judge_model`
 """
 
 from __future__ import annotations
@@ -61,6 +62,15 @@ def run(args: argparse.Namespace) -> int:  # noqa: C901 - flag checks, then one 
             if args.fow else {}
         sets.update({name: load_set(name) for name in args.set or ()})
     config = verify_config(tun)
+    judge = None
+    if args.judge:  # opt-in even when a judge is configured: every borderline pair is a paid call
+        if not tun.semantic_judge_model:
+            raise InferscaleError("--judge: no semantic_judge_model is set "
+                                  "(inferscale config set semantic_judge_model MODEL_ID)")
+        from ..orchestration.cache_judge import build_judge
+        from ..registry import Registry
+
+        judge = build_judge(tun, Registry(Database(settings.db_path)), settings)
     embedder = Embedder(memo_size=20000, backend=settings.embedding_backend)
     from ..cache.lexicon import Lexicon
     lexicon = Lexicon.open(settings.models_dir)
@@ -69,7 +79,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: C901 - flag checks, then one 
     for name, pairs in sets.items():
         outcomes: list[Any] = []
         out[name] = evaluate(pairs, config, embedder, sweep=args.sweep, halves=any(p.half for p in pairs),
-                             faithful=args.faithful, lexicon=lexicon, outcomes=outcomes)
+                             faithful=args.faithful, lexicon=lexicon, outcomes=outcomes, judge=judge)
         rows += [(name, o) for o in outcomes]
     if details is not None:
         _write_details(details, rows)
@@ -85,6 +95,9 @@ def run(args: argparse.Namespace) -> int:  # noqa: C901 - flag checks, then one 
               f"false hits {fmt(r['false_hit_rate'])}, precision {fmt(r['precision'])} "
               f"(hits {c['true_hits']}, false hits {c['false_hits']}, missed {c['missed']}, "
               f"correct misses {c['correct_misses']})")
+        if j := r.get("judge"):
+            print(f"  judge {j['model']}: {j['calls']} call(s), {j['confirmed']} confirmed, "
+                  f"{j['failed']} failed, ${j['cost_usd']:.6f}")
         for half, h in r.get("halves", {}).items():
             print(f"  {half} half: recall {fmt(h['recall'])}, false hits {fmt(h['false_hit_rate'])}, "
                   f"precision {fmt(h['precision'])}")
@@ -107,5 +120,7 @@ def register(sub: Any) -> None:
     ce.add_argument("--sweep", action="store_true", help="also print the threshold curve")
     ce.add_argument("--faithful", action="store_true",
                     help="a real SQLite+Chroma cache per pair instead of the batched fast path (slow)")
+    ce.add_argument("--judge", action="store_true",
+                    help="let semantic_judge_model decide the borderline pairs (one paid call each)")
     ce.add_argument("--json", action="store_true")
     ce.set_defaults(fn=run)
