@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..routing.artefact import RouterArtefactError, RouterModel, load_cached
 from ..settings import Tunables
 from .cache_replay import Near, Served, neighbours_of, replay_cache
+from .collector import paused
 from .log import Logged, build, read_rows
 from .route_replay import Labels, Routed, load_labels, replay_routes, routing_knobs, same_answer
 from .verdicts import Verdicts
@@ -108,6 +109,7 @@ def _q_note(q: dict[str, Any]) -> str:
 class Replay:
     """The logged traffic loaded once; `side(tun)` replays it with any tunables."""
 
+    @paused()  # building the log and replaying it allocate millions of objects (see `collector`)
     def __init__(self, engine: Any, since: float | None = None, context: bool = True) -> None:
         self.engine = engine
         rows = read_rows(engine.database, engine.embedder, since)
@@ -131,18 +133,21 @@ class Replay:
         self._served: dict[str, list[Served]] = {}
         self._verdicts = Verdicts()  # the verifier's verdicts, reused between tunables where they can be
 
+    @paused()
     def served(self, tun: Tunables) -> list[Served]:
         key = cache_knobs(tun)
         if key not in self._served:
             self._served[key] = replay_cache(self.logged, tun, self.near, self.context, self._verdicts)
         return self._served[key]
 
+    @paused()
     def routes(self, tun: Tunables) -> list[Routed]:
         key = routing_knobs(tun)
         if key not in self._routes:
             self._routes[key] = replay_routes(self.engine, self.logged, tun, self.labels, self.learned, self.pred)
         return self._routes[key]
 
+    @paused()
     def side(self, tun: Tunables) -> Side:
         served, routed = self.served(tun), self.routes(tun)
         n = len(self.logged)
