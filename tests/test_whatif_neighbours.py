@@ -123,7 +123,7 @@ def test_narrowed_search_equals_the_full_one_on_float_vectors(monkeypatch: pytes
     logged = synthetic_log(1900, 3, spread=True)
     X = rng.standard_normal((len(logged), DIM)).astype(np.float32)
     X /= np.linalg.norm(X, axis=1, keepdims=True)
-    logged = [replace(r, v_last=X[int(r.exact_hash[1:])]) for r in logged]
+    logged = [r._replace(v_last=X[int(r.exact_hash[1:])]) for r in logged]  # Logged is a named tuple
     narrowed = neighbours(logged)
     monkeypatch.setattr(cache_replay, "GROUP", 10_000)  # every row read whole
     full = neighbours(logged)

@@ -203,6 +203,7 @@ class Replay:
         return out
 
 
+@paused()  # one pause over the whole replay: each end of one is followed by a collection
 def whatif(engine: Any, proposed: Tunables, since: float | None = None, replay: Replay | None = None) -> Report:
     t0 = time.perf_counter()
     rp = replay or Replay(engine, since)
