@@ -259,7 +259,8 @@ def replay_cache(  # noqa: C901 - one pass over the log, L4 then L1 per request,
     entry_hist = np.zeros(len(near.top), dtype=bool)
     entry_hist[[e for e, r in zip(eid, logged, strict=True) if r.v_hist is not None]] = True
     cut = reach(near, low, entry_hist) if semantic else []
-    rows: dict[int, tuple[list[int], list[float]]] = {}  # entry -> its neighbours as lists, when read
+    # entry -> (n, its first n neighbours and their similarities as lists), when first read
+    rows: dict[int, tuple[int, list[int], list[float]]] = {}
     l4: OrderedDict[str, int] = OrderedDict()  # L4 key -> index of the request that stored it
     l1: OrderedDict[int, int] = OrderedDict()  # entry id (scope, conversation) -> index of its request
     out: list[Served] = []
@@ -268,6 +269,7 @@ def replay_cache(  # noqa: C901 - one pass over the log, L4 then L1 per request,
     verdicts: dict[tuple[int, int, float, float | None], bool] = {}
     l4_get, l1_get, put, max4, max1 = l4.get, l1.get, out.append, l4_lim.max_entries, l1_lim.max_entries
     served_l4: dict[int, Served] = {}  # one record per source: many hits share one
+    served_l1: dict[int, Served] = {}
     for i, r in enumerate(logged):
         src = l4_get(r.l4_key)
         if src is not None and not (ttl4 > 0 and ts[src] < ts[i] - ttl4):
@@ -282,9 +284,9 @@ def replay_cache(  # noqa: C901 - one pass over the log, L4 then L1 per request,
             n = cut[own] if r.v_hist is None else k_all
             if n and len(found) < L1_K:
                 row = rows.get(own)
-                if row is None:
-                    row = rows[own] = (near.top[own].tolist(), near.sims[own].tolist())
-                for e, s in zip(row[0][:n], row[1][:n], strict=True):
+                if row is None or row[0] != n:  # only the n read are converted (few, past `reach`)
+                    row = rows[own] = (n, near.top[own, :n].tolist(), near.sims[own, :n].tolist())
+                for e, s in zip(row[1], row[2], strict=True):
                     if e < 0:
                         break
                     if (j := l1_get(e)) is not None:
@@ -315,7 +317,7 @@ def replay_cache(  # noqa: C901 - one pass over the log, L4 then L1 per request,
                     hit = j
                     break
         if hit is not None:
-            put(Served("L1", hit))
+            put(served_l1.get(hit) or served_l1.setdefault(hit, Served("L1", hit)))
             continue
         put(miss)
         # stored as the cache stores: a key already there is replaced, the oldest past the limit go
