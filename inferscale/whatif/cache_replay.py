@@ -22,7 +22,7 @@ kept across replays with other tunables only where the fields it read agree (`ve
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -240,11 +240,21 @@ def reach(near: Near, low: float, entry_hist: np.ndarray) -> list[int]:
     return (top.shape[1] - trailing).tolist()
 
 
+def beside_verdicts(tun: Tunables) -> tuple:
+    """Everything of `tun` that `replay_cache` reads, other than the verifier's config: two replays
+    of a log with the same of these, whose verdicts are all the same, are the same replay."""
+    l4, l1 = limits_for(tun, "L4"), limits_for(tun, "L1")
+    return (tun.cache_enabled, tun.semantic_enabled, _lowest_need(verify_config(tun)),
+            l4.ttl_s, l4.max_entries, l1.ttl_s, l1.max_entries)
+
+
 def replay_cache(  # noqa: C901 - one pass over the log, L4 then L1 per request, kept together
         logged: Sequence[Logged], tun: Tunables, near: Near,
-        context: SpanSimilarity | None = None, shared: Verdicts | None = None) -> list[Served]:
+        context: SpanSimilarity | None = None, shared: Verdicts | None = None,
+        consulted: list[Hashable] | None = None) -> list[Served]:
     """What each logged request would have got from the cache with `tun`. `shared`: verdicts kept
-    from replays of the same log (and `near`) with other tunables."""
+    from replays of the same log (and `near`) with other tunables. `consulted`, if given, receives
+    the key of every verdict the replay asked `shared` for."""
     miss = Served(None, None)
     if not tun.cache_enabled:
         return [miss] * len(logged)
@@ -330,6 +340,8 @@ def replay_cache(  # noqa: C901 - one pass over the log, L4 then L1 per request,
             l1[own] = i
             if len(l1) > max1:
                 _trim(l1, max1)
+    if consulted is not None:
+        consulted.extend(verdicts)  # each asked once per replay (then kept in `verdicts`)
     return out
 
 
