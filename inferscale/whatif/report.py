@@ -144,7 +144,8 @@ class Replay:
     def served(self, tun: Tunables) -> list[Served]:
         key = cache_knobs(tun)
         if key not in self._served:
-            self._served[key] = self._same_replay(tun) or self._replay(tun)
+            same = self._same_replay(tun)
+            self._served[key] = same if same is not None else self._replay(tun)
         return self._served[key]
 
     def _replay(self, tun: Tunables) -> list[Served]:
