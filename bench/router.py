@@ -211,6 +211,8 @@ def main() -> None:
     ap.add_argument("--labelled", type=int, default=10_000)
     ap.add_argument("--only", choices=("decision", "whatif", "training"), action="append",
                     help="run only these parts (repeatable); default: all")
+    ap.add_argument("--whatif-json", type=Path, metavar="PATH",
+                    help="write the what-if report's --json figures here (to check a speed-up changes none)")
     args = ap.parse_args()
     parts = set(args.only or ("decision", "whatif", "training"))
     n_req = 5_000 if args.quick else args.requests
@@ -227,6 +229,9 @@ def main() -> None:
                       f" (p95 {p95:.2f}) | p50 <= 2 ms | {'PASS' if p50 <= 2 else 'FAIL'} |")
         if "whatif" in parts:
             secs, rep = bench_whatif(root / "whatif", n_req)
+            if args.whatif_json:
+                figures = {k: v for k, v in rep.items() if k != "breakdown"}
+                args.whatif_json.write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")
             print(f"| whatif over {n_req:,} logged requests ({rep['breakdown']}) | {secs:.2f} s | <= 10 s | "
                   f"{'PASS' if secs <= 10 else 'FAIL'} |")
         if "training" in parts:

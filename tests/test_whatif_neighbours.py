@@ -123,7 +123,7 @@ def test_narrowed_search_equals_the_full_one_on_float_vectors(monkeypatch: pytes
     logged = synthetic_log(1900, 3, spread=True)
     X = rng.standard_normal((len(logged), DIM)).astype(np.float32)
     X /= np.linalg.norm(X, axis=1, keepdims=True)
-    logged = [replace(r, v_last=X[int(r.exact_hash[1:])]) for r in logged]
+    logged = [r._replace(v_last=X[int(r.exact_hash[1:])]) for r in logged]  # Logged is a named tuple
     narrowed = neighbours(logged)
     monkeypatch.setattr(cache_replay, "GROUP", 10_000)  # every row read whole
     full = neighbours(logged)
@@ -166,3 +166,26 @@ def test_verdicts_kept_across_tunables_give_the_hits_of_fresh_replays() -> None:
         assert shared == replay_cache(logged, tun, near)
         outcomes.add(tuple(shared))
     assert len(outcomes) >= 3  # the knobs change hits: kept verdicts had to be told apart
+
+
+def test_an_earlier_replay_is_reused_only_where_it_would_be_repeated() -> None:
+    from inferscale.whatif.report import Replay
+    from inferscale.whatif.verdicts import Verdicts
+
+    logged = synthetic_log(300, 7)
+    rp = object.__new__(Replay)  # the replay's cache side only: no engine, no context model
+    rp.logged, rp.near, rp.context = logged, neighbours(logged, block=64), None
+    rp._served, rp._traces, rp._verdicts = {}, [], Verdicts()
+    reused, outcomes = 0, set()
+    # Knobs no verdict of this log reads (reused), and knobs that change verdicts, reach or eviction.
+    for knobs in ({}, {"semantic_synonym_threshold": 0.99}, {"semantic_focused_threshold": 0.7},
+                  {"semantic_threshold": 0.86}, {"semantic_rewrite_threshold": 0.8}, {"semantic_floor": 0.25},
+                  {"semantic_floor": 0.25, "cache_l1_max_entries": 15}):
+        tun = replace(Tunables(), **knobs)
+        runs = len(rp._traces)
+        got = rp.served(tun)
+        reused += len(rp._traces) == runs
+        assert got == replay_cache(logged, tun, rp.near)  # what a fresh replay serves
+        outcomes.add(tuple(got))
+    assert reused == 2 and len(rp._traces) == 5  # two repeated an earlier replay, the others did not
+    assert len(outcomes) >= 3  # and the knobs change hits: a wrong reuse would show

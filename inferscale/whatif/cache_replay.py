@@ -22,7 +22,7 @@ kept across replays with other tunables only where the fields it read agree (`ve
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -240,11 +240,21 @@ def reach(near: Near, low: float, entry_hist: np.ndarray) -> list[int]:
     return (top.shape[1] - trailing).tolist()
 
 
+def beside_verdicts(tun: Tunables) -> tuple:
+    """Everything of `tun` that `replay_cache` reads, other than the verifier's config: two replays
+    of a log with the same of these, whose verdicts are all the same, are the same replay."""
+    l4, l1 = limits_for(tun, "L4"), limits_for(tun, "L1")
+    return (tun.cache_enabled, tun.semantic_enabled, _lowest_need(verify_config(tun)),
+            l4.ttl_s, l4.max_entries, l1.ttl_s, l1.max_entries)
+
+
 def replay_cache(  # noqa: C901 - one pass over the log, L4 then L1 per request, kept together
         logged: Sequence[Logged], tun: Tunables, near: Near,
-        context: SpanSimilarity | None = None, shared: Verdicts | None = None) -> list[Served]:
+        context: SpanSimilarity | None = None, shared: Verdicts | None = None,
+        consulted: list[Hashable] | None = None) -> list[Served]:
     """What each logged request would have got from the cache with `tun`. `shared`: verdicts kept
-    from replays of the same log (and `near`) with other tunables."""
+    from replays of the same log (and `near`) with other tunables. `consulted`, if given, receives
+    the key of every verdict the replay asked `shared` for."""
     miss = Served(None, None)
     if not tun.cache_enabled:
         return [miss] * len(logged)
@@ -259,7 +269,8 @@ def replay_cache(  # noqa: C901 - one pass over the log, L4 then L1 per request,
     entry_hist = np.zeros(len(near.top), dtype=bool)
     entry_hist[[e for e, r in zip(eid, logged, strict=True) if r.v_hist is not None]] = True
     cut = reach(near, low, entry_hist) if semantic else []
-    rows: dict[int, tuple[list[int], list[float]]] = {}  # entry -> its neighbours as lists, when read
+    # entry -> (n, its first n neighbours and their similarities as lists), when first read
+    rows: dict[int, tuple[int, list[int], list[float]]] = {}
     l4: OrderedDict[str, int] = OrderedDict()  # L4 key -> index of the request that stored it
     l1: OrderedDict[int, int] = OrderedDict()  # entry id (scope, conversation) -> index of its request
     out: list[Served] = []
@@ -268,6 +279,7 @@ def replay_cache(  # noqa: C901 - one pass over the log, L4 then L1 per request,
     verdicts: dict[tuple[int, int, float, float | None], bool] = {}
     l4_get, l1_get, put, max4, max1 = l4.get, l1.get, out.append, l4_lim.max_entries, l1_lim.max_entries
     served_l4: dict[int, Served] = {}  # one record per source: many hits share one
+    served_l1: dict[int, Served] = {}
     for i, r in enumerate(logged):
         src = l4_get(r.l4_key)
         if src is not None and not (ttl4 > 0 and ts[src] < ts[i] - ttl4):
@@ -282,9 +294,9 @@ def replay_cache(  # noqa: C901 - one pass over the log, L4 then L1 per request,
             n = cut[own] if r.v_hist is None else k_all
             if n and len(found) < L1_K:
                 row = rows.get(own)
-                if row is None:
-                    row = rows[own] = (near.top[own].tolist(), near.sims[own].tolist())
-                for e, s in zip(row[0][:n], row[1][:n], strict=True):
+                if row is None or row[0] != n:  # only the n read are converted (few, past `reach`)
+                    row = rows[own] = (n, near.top[own, :n].tolist(), near.sims[own, :n].tolist())
+                for e, s in zip(row[1], row[2], strict=True):
                     if e < 0:
                         break
                     if (j := l1_get(e)) is not None:
@@ -315,7 +327,7 @@ def replay_cache(  # noqa: C901 - one pass over the log, L4 then L1 per request,
                     hit = j
                     break
         if hit is not None:
-            put(Served("L1", hit))
+            put(served_l1.get(hit) or served_l1.setdefault(hit, Served("L1", hit)))
             continue
         put(miss)
         # stored as the cache stores: a key already there is replaced, the oldest past the limit go
@@ -328,6 +340,8 @@ def replay_cache(  # noqa: C901 - one pass over the log, L4 then L1 per request,
             l1[own] = i
             if len(l1) > max1:
                 _trim(l1, max1)
+    if consulted is not None:
+        consulted.extend(verdicts)  # each asked once per replay (then kept in `verdicts`)
     return out
 
 

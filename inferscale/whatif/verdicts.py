@@ -10,7 +10,7 @@ function did not read cannot change what it returned. Nothing of the decision is
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import fields
 from typing import Any
 
@@ -72,3 +72,17 @@ class Verdicts:
         reads = tuple((name, getattr(cfg, name)) for name in sorted(read))
         self._known.setdefault(key, []).append((reads, verdict))
         return verdict
+
+    def agree(self, keys: Iterable[Hashable], was: VerifyConfig, now: VerifyConfig) -> bool:
+        """Whether `ok` with `now` would return, for every key of `keys` (all asked with `was`),
+        the very verdict it returned with `was`: the one it returned read only fields that `now`
+        has the same values in. (False for a key never asked.)"""
+        for key in keys:
+            for reads, _ in self._known.get(key, ()):
+                if all(getattr(was, name) == value for name, value in reads):  # what `ok` returned
+                    if not all(getattr(now, name) == value for name, value in reads):
+                        return False
+                    break
+            else:
+                return False
+        return True
