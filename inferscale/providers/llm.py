@@ -93,10 +93,14 @@ def local_cost(seconds: float, settings: Settings) -> float:
     return seconds * settings.cpu_hour_usd / 3600.0
 
 
-def _cost(litellm: Any, spec: ModelSpec, resp: Any, seconds: float, settings: Settings) -> float:
+def _tokens(resp: Any) -> tuple[int, int]:
+    """(prompt, completion) tokens a response's usage reports; 0 for what it leaves out."""
     usage = getattr(resp, "usage", None)
-    tin = getattr(usage, "prompt_tokens", 0) or 0
-    tout = getattr(usage, "completion_tokens", 0) or 0
+    return int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0)
+
+
+def _cost(litellm: Any, spec: ModelSpec, resp: Any, seconds: float, settings: Settings) -> float:
+    tin, tout = _tokens(resp)
     if spec.is_local:
         return local_cost(seconds, settings)
     if spec.input_price_per_1m is not None or spec.output_price_per_1m is not None:
@@ -269,7 +273,7 @@ def _result(litellm: Any, spec: ModelSpec, resp: Any, started: float, t0: float,
         raise MalformedResponseError("provider returned no message content")
     if not content.strip():  # never a success, so never cached
         raise MalformedResponseError("provider returned an empty answer")
-    usage = getattr(resp, "usage", None)
+    tokens_in, tokens_out = _tokens(resp)
     answer, truncated = cap_answer(content.strip(), max_tokens)
     if truncated:
         log.warning("%s answered %d characters, more than max_tokens allows: cut", spec.id, len(content))
@@ -278,8 +282,8 @@ def _result(litellm: Any, spec: ModelSpec, resp: Any, started: float, t0: float,
         answer=answer,
         truncated=truncated,
         latency_ms=(time.perf_counter() - started) * 1000,
-        tokens_in=int(getattr(usage, "prompt_tokens", 0) or 0),
-        tokens_out=int(getattr(usage, "completion_tokens", 0) or 0),
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
         cost_usd=_cost(litellm, spec, resp, time.perf_counter() - t0, settings),
         attempts=attempt,
         attempt_errors=errors,
@@ -306,9 +310,9 @@ class Billed:
         self.cost_usd = 0.0
 
     def add(self, resp: Any, cost_usd: float) -> None:
-        usage = getattr(resp, "usage", None)
-        self.tokens_in += int(getattr(usage, "prompt_tokens", 0) or 0)
-        self.tokens_out += int(getattr(usage, "completion_tokens", 0) or 0)
+        tin, tout = _tokens(resp)
+        self.tokens_in += tin
+        self.tokens_out += tout
         self.cost_usd += cost_usd
 
     def onto(self, m: MemberResult) -> MemberResult:
