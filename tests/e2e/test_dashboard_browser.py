@@ -69,6 +69,9 @@ def test_playground_shows_both_local_models_and_the_final_answer(page: Any, app_
         assert "tokens" in card and " ms" in card and "L3" in card  # latency, tokens, cache status
     final = page.locator(".st-key-pg_final").inner_text().strip()
     assert final  # the consensus answer
+    # The result's metrics render after the final card; on a loaded machine a read right after idle
+    # could come before them (a CI run saw the cards without the metrics once).
+    page.get_by_text("Agreement").first.wait_for(timeout=SLOW_MS)
     body = page.locator('[data-testid="stMain"]').inner_text()
     assert "Agreement" in body and "Complexity" in body and "tier" in body  # routing reason
     # The step timeline (the ensemble's agreement bars are a chart of their own).
