@@ -50,6 +50,7 @@ def run(env: Env) -> list[Goal]:  # noqa: C901 - a benchmark script, read top to
     full_priority = env.engine("overhead-nice0", echo=True)
     full_priority.writer = full_priority.levels.writer = WriteBehind(
         on_start=run_in_background, nice=0)
+    full_priority.levels.l1_writer = WriteBehind("inferscale-l1-writes", on_start=run_in_background, nice=0)
     settings = engine.settings
     spec = engine.registry.get(ECHO_ID)
     tun = engine.tunables()

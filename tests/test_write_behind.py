@@ -100,9 +100,11 @@ def test_background_exact_vectors_are_bit_identical_to_a_requests_own() -> None:
 
 
 def _hold(engine) -> threading.Event:
-    """Block the engine's writer until the returned event is set."""
+    """Block the engine's writers (the monitor's and exact levels', and L1's) until the returned
+    event is set."""
     gate = threading.Event()
     engine.writer.submit(gate.wait, 30)
+    engine.levels.l1_writer.submit(gate.wait, 30)
     return gate
 
 
@@ -194,10 +196,26 @@ def test_queued_semantic_entries_are_stored_in_one_batch_and_each_is_found(make_
     assert server.calls["echo"] == 3
 
 
+def test_semantic_stores_do_not_queue_behind_the_monitors_rows(make_engine, server) -> None:
+    engine = make_engine(fake_model("fake-echo"))
+    gate = threading.Event()
+    engine.writer.submit(gate.wait, 30)  # the monitor's and exact levels' writer only
+    try:
+        run_sync(engine.aask("why do owls turn their heads so far?", models=["fake-echo"]))
+        assert engine.levels.flush(timeout=30)
+        assert len(engine.levels.semantic.index.ids()) == 1  # stored while the other writer is held
+        assert engine.writer.pending > 1
+    finally:
+        gate.set()
+    assert engine.flush(timeout=30)
+    again = run_sync(engine.aask("Why do owls turn their heads so far", models=["fake-echo"]))
+    assert again.cache is not None and again.cache.level == "L1" and server.calls["echo"] == 1
+
+
 def test_the_sync_ask_returns_with_everything_written(make_engine, server) -> None:
     engine = make_engine(fake_model("fake-echo"))
     r = engine.ask("what makes a rainbow curved?", models=["fake-echo"])
-    assert engine.writer.pending == 0
+    assert engine.writer.pending == 0 and engine.levels.l1_writer.pending == 0
     assert _count(engine, f"SELECT COUNT(*) FROM requests WHERE id = '{r.request_id}' AND status = 'ok'") == 1
 
 

@@ -10,10 +10,15 @@ the steps that need them. Limits (entries, MB, TTL) come from the tunables on ev
 on the dashboard applies to the next request.
 
 Writes may be deferred (`put_later`, `store_later`) to a `background.WriteBehind`: the engine
-answers first and records after. Reads stay exact: an exact entry still queued is served from
-memory, and an L1 lookup waits for a queued L1 write of its own scope only if that entry could
-pass verification for it (`SemanticCache.could_match`, on the vectors both already have): waiting
-for every queued write serialised concurrent requests behind each other's embedding passes.
+answers first and records after. L1 stores have a writer of their own (`l1_writer`). Each costs an
+exact embedding pass and a Chroma upsert; on the one writer, interleaved with the monitor's rows,
+they went one at a time (gateway bench, misses: 408 stores in 257 batches, 30-90 ms each) and that
+writer became the gateway's bottleneck. Alone, the stores that queue up meanwhile go in one batch.
+
+Reads stay exact: an exact entry still queued is served from memory, and an L1 lookup waits for a
+queued L1 write of its own scope only if that entry could pass verification for it
+(`SemanticCache.could_match`, on the vectors both already have): waiting for every queued write
+serialised concurrent requests behind each other's embedding passes.
 """
 
 from __future__ import annotations
@@ -93,10 +98,11 @@ class CacheLevels:
     (`lookup`/`store`), limits from the tunables on every write."""
 
     def __init__(self, settings: Settings, database: Database, embedder: Embedder,
-                 writer: WriteBehind | None = None) -> None:
+                 writer: WriteBehind | None = None, l1_writer: WriteBehind | None = None) -> None:
         self.exact = ExactCache(database)
         self.semantic = SemanticCache(database, ChromaIndex(settings.chroma_dir), embedder)
         self.writer = writer
+        self.l1_writer = l1_writer or writer  # L1 stores (see the module's docstring)
         self._writes: dict[str, int] = defaultdict(int)
         self._lock = threading.Lock()
         self._queued: dict[str, Entry] = {}  # exact entries handed to the writer, not yet in SQLite
@@ -184,14 +190,22 @@ class CacheLevels:
 
     def store_later(self, q: Query, value: dict[str, Any], cost_usd: float, latency_ms: float,
                     tun: Tunables) -> None:
-        """`store` on the writer (it pays the exact embedding pass, off the response path)."""
-        if self.writer is None:
+        """`store` on the L1 writer (it pays the exact embedding pass, off the response path)."""
+        if self.l1_writer is None:
             self.store(q, value, cost_usd, latency_ms, tun)
             return
         pending = _PendingL1(q, self.semantic.known_vectors(q), value, cost_usd, latency_ms, tun)
         with self._lock:
             self._pending_l1[q.scope_key][next(self._ids)] = pending
-        self.writer.submit(self._store_queued)
+        self.l1_writer.submit(self._store_queued)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait for the L1 stores queued so far (the exact levels' writes are the engine's writer's)."""
+        return self.l1_writer is None or self.l1_writer.flush(timeout)
+
+    def close(self) -> None:
+        if self.l1_writer is not None and self.l1_writer is not self.writer:
+            self.l1_writer.close()
 
     def _store_queued(self) -> None:
         """Store every L1 entry queued so far in one go (one exact pass, one transaction, one

@@ -82,7 +82,8 @@ class Engine:
         # L1 semantic + L2/L3/L4 exact levels; `cache` stays the exact store for older callers.
         # The bookkeeping a response need not wait for (cache writes, monitor rows), in order.
         self.writer = WriteBehind(on_start=run_in_background)
-        self.levels = CacheLevels(settings, self.database, self.embedder, writer=self.writer)
+        self.levels = CacheLevels(settings, self.database, self.embedder, writer=self.writer,
+                                  l1_writer=WriteBehind("inferscale-l1-writes", on_start=run_in_background))
         self.cache = self.levels.exact
         # Cooldowns are shared by every request of this process and persisted for `stats`.
         self.health = HealthTracker(settings.cooldown_failures, settings.cooldown_window_s,
@@ -130,16 +131,17 @@ class Engine:
             return run_sync(self.aask(prompt, **kw))
         finally:
             # Bounded: a stuck store (a hung Chroma server) must not hang the caller with its answer.
-            if not self.writer.flush(ASK_FLUSH_WAIT_S):
+            if not self.flush(ASK_FLUSH_WAIT_S):
                 log.warning("the request's records are still being written after %.0f s", ASK_FLUSH_WAIT_S)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait for the writes of every request answered so far (`aask` returns before them)."""
-        return self.writer.flush(timeout)
+        return self.writer.flush(timeout) and self.levels.flush(timeout)
 
     def close(self) -> None:
-        """Finish the queued writes and stop the writer thread."""
+        """Finish the queued writes and stop the writer threads."""
         self.writer.close()
+        self.levels.close()
 
     async def aask(
         self,
