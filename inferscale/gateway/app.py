@@ -5,6 +5,7 @@ its configuration comes from the environment `inferscale serve` sets."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import threading
@@ -124,6 +125,10 @@ def _warm(engine: Any, ready: threading.Event) -> None:
     except Exception as exc:  # noqa: BLE001 - IndexUnavailable: L1 is skipped per request anyway
         log.warning("warm-up incomplete: %s: %s", type(exc).__name__, exc)
     finally:
+        # What start-up and warming allocated (litellm, chromadb, the models: most of the heap)
+        # lives as long as the worker. Frozen, full collections stop walking it: under the gateway
+        # bench's misses one took 505 ms, every thread waiting (the p99), and 44 ms once frozen.
+        gc.freeze()
         ready.set()
         log.info("gateway worker %d warm after %.1f s", os.getpid(), time.perf_counter() - t0)
 
