@@ -57,6 +57,21 @@ class DatabaseFileError(InferscaleError):
     """The SQLite file cannot be opened as a database (corrupt, not SQLite, unreadable)."""
 
 
+BUSY_TIMEOUT_S = 60.0  # how long a write waits for the lock (busy_timeout below, in ms)
+_write_locks: dict[str, threading.RLock] = {}
+_write_locks_guard = threading.Lock()
+
+
+def _write_lock(path: Path) -> threading.RLock:
+    """The lock this process's write transactions on `path` take before SQLite's. A thread that
+    finds SQLite's lock taken sleeps in its busy handler (steps of 1, 2, 5 ... 100 ms) and may find
+    it taken again at every retry while other threads keep committing; waiting here, it wakes as
+    soon as the holder commits (gateway bench, misses: p99 0.9-1.2 s against 1.4-1.9 s without,
+    four runs side by side). Other processes still queue on busy_timeout."""
+    with _write_locks_guard:
+        return _write_locks.setdefault(str(path.resolve()), threading.RLock())
+
+
 class Database:
     """One SQLite file: a connection per thread (`db`), write transactions (`tx`), migrated when
     opened."""
@@ -64,6 +79,7 @@ class Database:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
+        self._write_lock = _write_lock(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             apply_migrations(self.db)
@@ -77,10 +93,10 @@ class Database:
     def db(self) -> sqlite_utils.Database:
         db = getattr(self._local, "db", None)
         if db is None:
-            conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=60000")
+            conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
             conn.execute("PRAGMA foreign_keys=ON")
             # The delete an INSERT OR REPLACE does then fires delete triggers, which `cache_totals`
             # relies on (sqlite-utils turns it on as well; said here so it never silently goes).
@@ -98,14 +114,20 @@ class Database:
             with db.atomic():
                 yield db
             return
-        db.conn.execute("BEGIN IMMEDIATE")
+        if not self._write_lock.acquire(timeout=BUSY_TIMEOUT_S):  # as SQLite's own wait would fail
+            raise sqlite3.OperationalError(f"database is locked (waited {BUSY_TIMEOUT_S:g} s for this "
+                                           "process's other writers)")
         try:
-            yield db
-        except BaseException:
-            db.conn.execute("ROLLBACK")
-            raise
-        else:
-            db.conn.execute("COMMIT")
+            db.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.conn.execute("ROLLBACK")
+                raise
+            else:
+                db.conn.execute("COMMIT")
+        finally:
+            self._write_lock.release()
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)

@@ -50,6 +50,35 @@ def _status_counts(engine: Engine) -> dict[str, int]:
     return dict(rows)
 
 
+def test_writers_in_one_process_queue_on_one_lock_and_a_stuck_one_fails_the_wait_clearly(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from inferscale import db as dbmod
+
+    first, second = Database(tmp_path / "a.db"), Database(tmp_path / "a.db")  # two handles, one file
+    first.db.execute("CREATE TABLE notes (n INTEGER)")
+    inside, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with first.tx() as d:
+            d.execute("INSERT INTO notes VALUES (1)")
+            inside.set()
+            release.wait(30)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    assert inside.wait(30)
+    monkeypatch.setattr(dbmod, "BUSY_TIMEOUT_S", 0.2)
+    with pytest.raises(Exception, match="waited 0.2 s for this process's other writers"), second.tx():
+        pass
+    release.set()
+    t.join(30)
+    with second.tx() as d:  # free again: it writes, and sees the first handle's committed row
+        d.execute("INSERT INTO notes VALUES (2)")
+    assert [r[0] for r in first.db.execute("SELECT n FROM notes ORDER BY n")] == [1, 2]
+
+
 def test_shared_engine_under_8_threads(make_engine, server) -> None:
     engine = make_engine(ECHO)
 
