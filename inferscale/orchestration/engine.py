@@ -34,16 +34,7 @@ from ..registry import ModelSpec, Registry
 from ..routing import RouteRequest
 from ..routing.policies import route
 from ..settings import Settings, Tunables
-from ..types import (
-    Analysis,
-    AskResult,
-    CacheControl,
-    CacheHit,
-    MemberResult,
-    Message,
-    StepTiming,
-    Verifier,
-)
+from ..types import Analysis, AskResult, CacheControl, CacheHit, MemberResult, Message, StepTiming, Verifier
 from .cache_judge import build_judge
 from .events import Emit, Event, OnEvent
 from .replay import replay_row
@@ -79,8 +70,8 @@ class Engine:
         self.embedder = Embedder(backend=settings.embedding_backend,
                                  fast=fast_model(settings.models_dir, settings.embedding_backend))
         self.analyzer = Analyzer(self.embedder)
-        # L1 semantic + L2/L3/L4 exact levels; `cache` stays the exact store for older callers.
-        # The bookkeeping a response need not wait for (cache writes, monitor rows), in order.
+        # The bookkeeping a response need not wait for, in order (L1 stores on a writer of their own);
+        # `cache` stays the exact store for older callers.
         self.writer = WriteBehind(on_start=run_in_background)
         self.levels = CacheLevels(settings, self.database, self.embedder, writer=self.writer,
                                   l1_writer=WriteBehind("inferscale-l1-writes", on_start=run_in_background))
