@@ -14,6 +14,7 @@ writes still queued, as it would lose a request still running.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import logging
@@ -53,14 +54,19 @@ class WriteBehind:
         self.failures = 0  # writes that raised (each logged); figures only, never re-raised
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        """Queue `fn(*args, **kwargs)`. After `close`, or from the worker itself, it runs at once."""
+        """Queue `fn(*args, **kwargs)`. After `close`, or from the worker itself, it runs at once.
+        Past `max_pending` a caller waits for room, except on a thread running an event loop: there
+        it would stop every request the loop serves (the gateway's, under sustained load), so async
+        callers wait for room before they start a request instead (`wait_for_room`)."""
         if self._closed or threading.current_thread() is self._thread:
             self._run(lambda: fn(*args, **kwargs))
             return
+        on_loop = _on_event_loop()
         with self._cond:
             if self._thread is None:
                 self._start()
-            self._cond.wait_for(lambda: self._submitted - self._done < self._max_pending)
+            if not on_loop:
+                self._cond.wait_for(self._has_room)
             self._submitted += 1
             seq = self._submitted
         self._jobs.put((seq, lambda: fn(*args, **kwargs)))
@@ -72,6 +78,19 @@ class WriteBehind:
         with self._cond:
             target = self._submitted
             return self._cond.wait_for(lambda: self._done >= target, timeout)
+
+    def _has_room(self) -> bool:
+        return self._submitted - self._done < self._max_pending
+
+    @property
+    def has_room(self) -> bool:
+        with self._cond:
+            return self._has_room()
+
+    def wait_for_room(self, timeout: float | None = None) -> bool:
+        """Wait until the queue is below `max_pending` (run it in a worker thread from async code)."""
+        with self._cond:
+            return self._cond.wait_for(self._has_room, timeout)
 
     @property
     def pending(self) -> int:
@@ -114,6 +133,14 @@ class WriteBehind:
         except Exception as exc:  # noqa: BLE001 - one failed write must not stop the ones after it
             self.failures += 1
             log.warning("a background write failed: %s: %s", type(exc).__name__, clip(str(exc), 300))
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _close_at_exit(ref: weakref.ref[WriteBehind]) -> None:

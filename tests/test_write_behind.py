@@ -3,6 +3,7 @@ monitor rows are written, and nothing a later request or reader relies on is los
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -62,6 +63,50 @@ def test_the_writer_runs_at_a_lower_priority_and_starts_with_its_hook() -> None:
     assert seen[1] == (min(19, mine + NICE), "inferscale-writes")
     assert os.getpriority(os.PRIO_PROCESS, 0) == mine  # the caller's own priority is untouched
     w.close()
+
+
+def test_on_an_event_loop_submit_never_waits_and_a_new_request_waits_for_room_instead(
+        make_engine, server) -> None:
+    w = WriteBehind(max_pending=2)
+    gate = threading.Event()
+    w.submit(gate.wait, 30)
+    w.submit(lambda: None)
+
+    async def on_loop() -> int:
+        for _ in range(3):
+            w.submit(lambda: None)  # would wait 30 s for room off the loop
+        return w.pending
+
+    assert run_sync(on_loop()) == 5 and not w.has_room
+    assert not w.wait_for_room(timeout=0.2)
+    gate.set()
+    assert w.wait_for_room(timeout=10) and w.flush(timeout=10)
+    w.close()
+
+    # The engine: a request whose writes fill the queue still finishes (its writes go past the limit
+    # rather than stopping the loop), and the next request waits for room in its worker thread.
+    engine = make_engine(fake_model("fake-echo"))
+    engine.writer = engine.levels.writer = WriteBehind(max_pending=2)
+    hold = threading.Event()
+    engine.writer.submit(hold.wait, 30)  # held for 30 s unless set: a stopped loop would wait that long
+
+    async def two() -> tuple[float, bool, str, str]:
+        t0 = time.perf_counter()
+        first = await engine.aask("what do moths navigate by?", models=["fake-echo"])
+        took = time.perf_counter() - t0
+        second = asyncio.create_task(engine.aask("why is the sea salty?", models=["fake-echo"]))
+        await asyncio.sleep(0.3)  # the loop runs on while the second waits for room
+        waited = not second.done()
+        hold.set()
+        return took, waited, first.answer, (await second).answer
+
+    try:
+        took, waited, first, second = run_sync(two())
+    finally:
+        hold.set()
+    assert took < 10 and waited
+    assert (first, second) == ("echo: what do moths navigate by?", "echo: why is the sea salty?")
+    assert engine.flush(timeout=30)
 
 
 def test_submit_waits_once_the_writer_is_too_far_behind() -> None:

@@ -203,6 +203,10 @@ class CacheLevels:
         """Wait for the L1 stores queued so far (the exact levels' writes are the engine's writer's)."""
         return self.l1_writer is None or self.l1_writer.flush(timeout)
 
+    def wait_for_room(self) -> None:
+        if self.l1_writer is not None:
+            self.l1_writer.wait_for_room()
+
     def close(self) -> None:
         if self.l1_writer is not None and self.l1_writer is not self.writer:
             self.l1_writer.close()

@@ -256,7 +256,10 @@ class Engine:
                  cache: CacheControl | None, strategy_options: dict[str, Any] | None,
                  params: dict[str, Any] | None, source: str, tenant: str | None, trace: Trace,
                  handoff: Handoff) -> tuple[Plan, Analysis, tuple[Any, Any, Query | None]]:
-        """Plan, record the start, analyse, look up the cache; the steps' timings go to `trace`."""
+        """Plan, record the start, analyse, look up the cache; the steps' timings go to `trace`.
+        A request starts once the writers have room: on the loop their `submit` does not wait."""
+        self.writer.wait_for_room()
+        self.levels.wait_for_room()
         plan = plan_request(self.tunables(), self.registry, self.settings.home, prompt, system, history,
                             strategy, models, router, use_cache, cache, strategy_options, params)
         t0 = time.perf_counter()
