@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from difflib import SequenceMatcher
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from .lexicon import Lexicon
 from .textdiff import (
@@ -46,9 +46,15 @@ class Comparison:
     whole_chat: bool  # all earlier turns as one text
     context: SpanSimilarity | None
     lexicon: Lexicon
-    rewrite: bool  # under `rewrite_frame` of the wording kept: judged by meaning
     a_only: frozenset[str]  # content words on one side only, typos and acronyms paired off
     b_only: frozenset[str]
+
+    @cached_property
+    def rewrite(self) -> bool:
+        """Under `rewrite_frame` of the wording kept: judged by meaning. Computed when a check first
+        asks: the word alignment is most of a comparison's cost, and a pair whose numbers differ is
+        rejected by the first check without it (the lookups of templated prompts, mostly)."""
+        return frame(self.a, self.b) < self.config.rewrite_frame
 
 
 @lru_cache(maxsize=4096)
@@ -89,7 +95,7 @@ def compare(pa: Profile, pb: Profile, similarity: float, config: VerifyConfig, *
         and not (lexicon.known(wa[x]) and lexicon.known(wb[y]) and not lexicon.lemmas(wa[x]) & lexicon.lemmas(wb[y])))
     pair_acronyms(pa, pb, a_only, b_only)
     return Comparison(pa, pb, similarity, config, conflicts_only, whole_chat, context, lexicon,
-                      frame(pa, pb) < config.rewrite_frame, frozenset(a_only), frozenset(b_only))
+                      frozenset(a_only), frozenset(b_only))
 
 
 def surface(p: Profile) -> dict[str, str]:
