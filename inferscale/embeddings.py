@@ -153,30 +153,40 @@ class _OnnxMiniLM:
         # llama.cpp need on two cores: +1 ms per embedding, but the 5-model ensemble step fell from
         # 232 to 227 ms p50 and the analysis p95 from 14-18 to 9 ms (bench/run_all.py).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        path = graph or _shipped_graph()
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.graph = graph or _shipped_graph()
+        self.session = ort.InferenceSession(str(self.graph), opts, providers=["CPUExecutionProvider"])
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         out = np.empty((len(texts), DIM), dtype=np.float32)
         for start in range(0, len(texts), batch_size):
             enc = self.tokenizer.encode_batch(texts[start:start + batch_size])
-            ids = np.array([e.ids for e in enc], dtype=np.int64)
             mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
-            hidden = self.session.run(["last_hidden_state"], {
-                "input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0]
-            m = mask[..., None].astype(np.float32)
-            pooled = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
-            out[start:start + len(enc)] = pooled / np.maximum(
-                np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+            out[start:start + len(enc)] = _pool(self._run(enc, mask), mask)
         return out
 
+    def _run(self, enc: list[Any], mask: np.ndarray) -> np.ndarray:
+        ids = np.array([e.ids for e in enc], dtype=np.int64)
+        return self.session.run(["last_hidden_state"], {
+            "input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0]
+
+    def encode_with_states(self, text: str) -> tuple[np.ndarray, list[tuple[int, int]], np.ndarray]:
+        """`encode([text])[0]` and `token_states(text)` from one run: the inputs of the two are the
+        same, so both results are bit-identical to theirs."""
+        enc = self.tokenizer.encode_batch([text])
+        mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+        hidden = self._run(enc, mask)
+        return _pool(hidden, mask)[0], list(enc[0].offsets), hidden[0]
+
     def token_states(self, text: str) -> tuple[list[tuple[int, int]], np.ndarray]:
-        enc = self.tokenizer.encode(text)
-        ids = np.array([enc.ids], dtype=np.int64)
-        hidden = self.session.run(["last_hidden_state"], {
-            "input_ids": ids, "attention_mask": np.array([enc.attention_mask], dtype=np.int64),
-            "token_type_ids": np.zeros_like(ids)})[0][0]
-        return list(enc.offsets), hidden
+        _, offsets, hidden = self.encode_with_states(text)
+        return offsets, hidden
+
+
+def _pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean over the attention mask, unit-normalised: sentence-transformers' pooling for MiniLM."""
+    m = mask[..., None].astype(np.float32)
+    pooled = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
+    return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
 
 
 class _TorchMiniLM:
@@ -226,6 +236,8 @@ def _load(backend: str, fast: Path | None = None) -> Any:
 
 
 FAST_MEMO_SIZE = 256  # recent prompts' approximate vectors
+STATES_MEMO_SIZE = 512  # texts whose word states are kept (~23 KB for a 15-piece prompt)
+STATES_MEMO_BYTES = 16 << 20  # and at most this many bytes of them (a 256-piece text is 393 KB)
 FAST_MEMO_BATCH = 2  # only calls of this many texts are memoised (a prompt and its history)
 
 
@@ -240,7 +252,10 @@ class Embedder:
         self.fast = fast  # the fast int8 graph (`build_fast_model`), or None to use only exact vectors
         self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
         self._memo_size = memo_size
+        # Word states (the words-in-context check): of the prompts embedded alone and of the
+        # cached texts compared most recently, which the next near-miss lookups ask for again.
         self._states: OrderedDict[str, tuple[list[tuple[int, int]], np.ndarray]] = OrderedDict()
+        self._states_bytes = 0
         # Approximate vectors kept apart from the exact memo: the analysis and the L1 search embed
         # the same new prompt with the fast graph one step apart, and it should run once.
         self._fast_memo: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -262,7 +277,16 @@ class Embedder:
                 else:
                     todo.append(i)
         if todo:
-            vecs = _load(self.backend).encode([texts[i][:MAX_CHARS] for i in todo])
+            model = _load(self.backend)
+            if len(todo) == 1 and hasattr(model, "encode_with_states"):
+                # One text (a new prompt, a store at low load): keep its word states from the same
+                # run, so the words-in-context check on it costs no second pass.
+                text = texts[todo[0]][:MAX_CHARS]
+                vec, offsets, hidden = model.encode_with_states(text)
+                vecs = vec[None]
+                self._keep_states(text, (offsets, hidden))
+            else:
+                vecs = model.encode([texts[i][:MAX_CHARS] for i in todo])
             with self._lock:
                 for j, i in enumerate(todo):
                     out[i] = vecs[j]
@@ -291,13 +315,20 @@ class Embedder:
     def _token_states(self, text: str) -> tuple[list[tuple[int, int]], np.ndarray]:
         with self._lock:
             if (got := self._states.get(text)) is not None:
+                self._states.move_to_end(text)
                 return got
         got = _load(self.backend).token_states(text)
-        with self._lock:
-            self._states[text] = got
-            while len(self._states) > 32:  # asked only for near-threshold substitutions
-                self._states.popitem(last=False)
+        self._keep_states(text, got)
         return got
+
+    def _keep_states(self, text: str, states: tuple[list[tuple[int, int]], np.ndarray]) -> None:
+        with self._lock:
+            if (old := self._states.pop(text, None)) is not None:
+                self._states_bytes -= old[1].nbytes
+            self._states[text] = states
+            self._states_bytes += states[1].nbytes
+            while len(self._states) > STATES_MEMO_SIZE or self._states_bytes > STATES_MEMO_BYTES:
+                self._states_bytes -= self._states.popitem(last=False)[1][1].nbytes
 
     def embed_fast(self, texts: list[str]) -> np.ndarray:
         """Approximate vectors from the fast graph (not memoised: they must never be mistaken for

@@ -165,3 +165,63 @@ def test_a_broken_fast_graph_falls_back_to_exact_vectors(tmp_path: Path) -> None
     r = cache.lookup(build_query([{"role": "user", "content": "how can I reset my library PIN"}]))
     assert r.match is not None and r.error is None
     assert emb.fast is None  # given up once, not retried per lookup
+
+
+def _count_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every real ONNX run from now on, by graph ("exact" or "fast"); the runs still happen."""
+    from inferscale import embeddings
+
+    runs: list[str] = []
+    real_run = embeddings._OnnxMiniLM._run
+
+    def counted(self: embeddings._OnnxMiniLM, enc: list, mask: np.ndarray) -> np.ndarray:
+        runs.append("fast" if self.graph.name == FAST_MODEL_FILE else "exact")
+        return real_run(self, enc, mask)
+
+    monkeypatch.setattr(embeddings._OnnxMiniLM, "_run", counted)
+    return runs
+
+
+def test_a_prompt_embedded_alone_keeps_its_word_states_from_the_same_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    from inferscale.embeddings import _load
+
+    text = "Which ferry leaves Oban first on a Tuesday?"
+    emb = Embedder()
+    runs = _count_runs(monkeypatch)
+    vec = emb.embed([text])[0]
+    offsets, hidden = _load("onnx-int8").token_states(text)  # a run of its own, for comparison
+    assert runs == ["exact", "exact"]
+    # the kept states and vector are bit-identical to separate runs' (the inputs are the same)
+    assert np.array_equal(vec, _load("onnx-int8").encode([text])[0])
+    assert emb._token_states(text)[0] == offsets and np.array_equal(emb._token_states(text)[1], hidden)
+    assert len(runs) == 3  # the memoised states: no run for them
+    emb.embed(["Which ferry leaves Oban last?", "Is there a bus to the pier?"])  # a batch keeps none
+    assert len(emb._states) == 1
+
+
+def test_the_word_states_memo_is_bounded_by_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from inferscale import embeddings
+
+    emb = Embedder(memo_size=4)
+    one = emb.embed(["A lighthouse keeper's first question?"]) is not None and emb._states_bytes
+    monkeypatch.setattr(embeddings, "STATES_MEMO_BYTES", int(one * 2.5))
+    for i in range(6):
+        emb.embed([f"A lighthouse keeper's question number {i}?"])
+    assert 1 <= len(emb._states) <= 3 and emb._states_bytes <= one * 2.5
+
+
+def test_a_near_miss_reads_the_prompts_word_states_from_its_exact_pass(
+        fast_graph: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A swap WordNet cannot relate needs the model's states of both sentences: the prompt's come
+    from the exact pass the lookup makes anyway, the cached one's from when it was stored."""
+    stored, asked = "Can I pay the harbour fee with cash?", "Can I pay the harbour fee with card?"
+    verdicts = {}
+    for name, emb in (("fast", Embedder(fast=fast_graph)), ("exact", Embedder())):
+        cache = SemanticCache(Database(tmp_path / f"{name}.db"), ChromaIndex(tmp_path / name), emb)
+        cache.put(build_query([{"role": "user", "content": stored}]), {"answer": "y"}, 0, 1)
+        runs = _count_runs(monkeypatch)
+        r = cache.lookup(build_query([{"role": "user", "content": asked}]))
+        verdicts[name] = (r.match is None, r.rejected[-1:])
+        assert runs == (["fast", "exact"] if name == "fast" else ["exact"]), runs
+        monkeypatch.undo()
+    assert verdicts["fast"] == verdicts["exact"] and "in context" in verdicts["exact"][1][0], verdicts

@@ -183,7 +183,10 @@ class SemanticCache:
             if exact is None:
                 # A miss even with the approximate similarities raised by their largest error is a
                 # miss on exact vectors too (a higher similarity never turns a pass into a reject).
-                verdict, sim = self._verify(row, query_c, vec, config, ctx, lexicon, FAST_MARGIN)
+                # The words-in-context check is assumed to pass here: it reads the exact model's
+                # states, which the exact pass below gives for the prompt at no extra cost.
+                verdict, sim = self._verify(row, query_c, vec, config, _agrees_in_context, lexicon,
+                                            FAST_MARGIN)
                 if not (verdict.ok or in_band(verdict, sim, config, judge)):
                     rejected.append(f"{verdict.reason} (fast vectors, similarity + {FAST_MARGIN} margin)")
                     continue
