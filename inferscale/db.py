@@ -26,7 +26,7 @@ def apply_migrations(db: sqlite_utils.Database,
                      migrations: Sequence[tuple[str, Migration]] | None = None) -> list[str]:
     """Apply pending migrations in order, each in its own transaction. Returns the names applied."""
     db.conn.execute("PRAGMA journal_mode=WAL")
-    db.conn.execute("PRAGMA busy_timeout=60000")
+    db.conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
     db.conn.execute(
         "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL)"
     )
