@@ -8,10 +8,12 @@ LiteLLM Proxy runs with its local in-memory cache (`cache: true, type: local`); 
 four levels (the exact hit is L4), and again with the semantic level off (`semantic_enabled=false`:
 exact levels only, the same kind of cache as LiteLLM Proxy's; the analysis still embeds the prompt).
 The load generator shares the machine's cores with the servers: its own CPU share is reported, since
-a busy client inflates every latency it measures.
+a busy client inflates every latency it measures. So is each server's CPU per request (its whole
+process tree: inferscale's Chroma server, uvicorn's workers), which a busy machine changes far less.
 
     python bench/gateway.py                      # defaults: 400 requests, concurrency 16, 50 ms
     python bench/gateway.py --requests 2000 --concurrency 32 --latency-ms 20 --json out.json
+    python bench/gateway.py --workers 2          # each gateway with two worker processes
     LITELLM_PROXY=/path/to/litellm python bench/gateway.py   # the proxy's own venv (see below)
 
 LiteLLM Proxy comes from bench/requirements-bench.txt; its `proxy` extra pins an older litellm
@@ -77,7 +79,30 @@ def start_backend(port: int) -> subprocess.Popen:
     return proc
 
 
-def start_inferscale(home: Path, backend: str, behaviour: str, port: int,
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of a process and all its descendants, from /proc: a server's
+    Chroma child or uvicorn workers count as the server's cost."""
+    parent: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        parent[int(d.name)] = int(fields[1])
+        cpu[int(d.name)] = (int(fields[11]) + int(fields[12])) / tick
+    tree, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        tree.add(p)
+        todo += [c for c, pp in parent.items() if pp == p and c not in tree]
+    return sum(cpu.get(p, 0.0) for p in tree)
+
+
+def start_inferscale(home: Path, backend: str, behaviour: str, port: int, workers: int = 1,
                      tunables: tuple[tuple[str, str], ...] = ()) -> tuple[subprocess.Popen, str]:
     home.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "INFERSCALE_HOME": str(home), "PYTHONPATH": str(REPO), "BENCH_KEY": "unused"}
@@ -96,12 +121,14 @@ def start_inferscale(home: Path, backend: str, behaviour: str, port: int,
         subprocess.run([*run, "config", "set", name, value], env=env, check=True, capture_output=True)
     key = subprocess.run([*run, "keys", "create", "bench"], env=env, check=True, capture_output=True,
                          text=True).stdout.strip()
-    proc = subprocess.Popen([*run, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen([*run, "serve", "--port", str(port), "--workers", str(workers)], env=env,
+                            stdout=subprocess.DEVNULL)
     _wait(f"http://127.0.0.1:{port}/health", proc)
     return proc, key
 
 
-def start_litellm(exe: str, workdir: Path, backend: str, behaviour: str, port: int) -> tuple[subprocess.Popen, str]:
+def start_litellm(exe: str, workdir: Path, backend: str, behaviour: str, port: int,
+                  workers: int = 1) -> tuple[subprocess.Popen, str]:
     config = workdir / "litellm.yaml"
     config.write_text(json.dumps({
         "model_list": [{"model_name": MODEL, "litellm_params": {
@@ -112,7 +139,7 @@ def start_litellm(exe: str, workdir: Path, backend: str, behaviour: str, port: i
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR",
            "DISABLE_SCHEMA_UPDATE": "True"}
     proc = subprocess.Popen([exe, "--config", str(config), "--port", str(port), "--host", "127.0.0.1",
-                             "--num_workers", "1"], env=env, stdout=subprocess.DEVNULL,
+                             "--num_workers", str(workers)], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, cwd=workdir)
     _wait(f"http://127.0.0.1:{port}/health/liveliness", proc)
     return proc, "sk-bench-master"
@@ -158,13 +185,18 @@ def _pct(values: list[float], p: float) -> float | None:
     return values[min(len(values) - 1, max(0, int(round(p / 100 * len(values) + 0.5)) - 1))]
 
 
-def phases(base_url: str, key: str, model: str, n: int, concurrency: int, tag: str) -> dict[str, Any]:
+def phases(base_url: str, key: str, model: str, n: int, concurrency: int, tag: str, server: int) -> dict[str, Any]:
+    """Both phases against one target; `server` is the pid whose process tree serves it (its CPU
+    per request is the cost that does not depend on how busy the machine is)."""
     misses = [f"{tag} miss {i}: what is {i} plus {3 * i + 1}?" for i in range(n)]
     hot = [f"{tag} hit {i}: name the capital of country number {i}" for i in range(8)]
     asyncio.run(load(base_url, key, model, hot, 4))  # warm the caches (and connections)
-    return {"misses": asyncio.run(load(base_url, key, model, misses, concurrency)),
-            "exact_hits": asyncio.run(load(base_url, key, model, [hot[i % len(hot)] for i in range(n)],
-                                           concurrency))}
+    out = {}
+    for phase, prompts in (("misses", misses), ("exact_hits", [hot[i % len(hot)] for i in range(n)])):
+        cpu0 = tree_cpu_s(server)
+        out[phase] = asyncio.run(load(base_url, key, model, prompts, concurrency))
+        out[phase]["server_cpu_ms_per_request"] = (tree_cpu_s(server) - cpu0) / n * 1000
+    return out
 
 
 def main() -> int:
@@ -174,6 +206,8 @@ def main() -> int:
     ap.add_argument("--latency-ms", type=int, default=50, help="the backend's fixed latency")
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--skip-litellm", action="store_true")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="worker processes of each gateway (serve --workers, litellm --num_workers)")
     args = ap.parse_args()
 
     behaviour = f"slow-{args.latency_ms}"
@@ -186,26 +220,28 @@ def main() -> int:
                                                         "loadavg_start": os.getloadavg()}}
     try:
         # The backend itself: no cache, so "exact hits" are just repeated calls.
-        results["direct"] = phases(backend, "unused", behaviour, args.requests, args.concurrency, "direct")
+        results["direct"] = phases(backend, "unused", behaviour, args.requests, args.concurrency, "direct",
+                                   backend_proc.pid)
         port = _port()
-        proc, key = start_inferscale(work / "home", backend, behaviour, port)
+        proc, key = start_inferscale(work / "home", backend, behaviour, port, args.workers)
         procs.append(proc)
         results["inferscale"] = phases(f"http://127.0.0.1:{port}/v1", key, MODEL, args.requests,
-                                       args.concurrency, "inferscale")
+                                       args.concurrency, "inferscale", proc.pid)
         _stop(proc)
         port = _port()
-        proc, key = start_inferscale(work / "home-exact", backend, behaviour, port, (("semantic_enabled", "false"),))
+        proc, key = start_inferscale(work / "home-exact", backend, behaviour, port, args.workers,
+                                     (("semantic_enabled", "false"),))
         procs.append(proc)
         results["inferscale_exact"] = phases(f"http://127.0.0.1:{port}/v1", key, MODEL, args.requests,
-                                             args.concurrency, "inferscale-exact")
+                                             args.concurrency, "inferscale-exact", proc.pid)
         _stop(proc)
         exe = os.environ.get("LITELLM_PROXY") or shutil.which("litellm")
         if not args.skip_litellm and exe:
             port = _port()
-            proc, key = start_litellm(exe, work, backend, behaviour, port)
+            proc, key = start_litellm(exe, work, backend, behaviour, port, args.workers)
             procs.append(proc)
             results["litellm_proxy"] = phases(f"http://127.0.0.1:{port}", key, MODEL, args.requests,
-                                              args.concurrency, "litellm")
+                                              args.concurrency, "litellm", proc.pid)
             _stop(proc)
     finally:
         for p in procs:
@@ -222,10 +258,10 @@ def print_table(results: dict[str, Any]) -> None:
     direct = results["direct"]
     c = results["config"]
     print(f"backend latency {c['latency_ms']} ms, {c['requests']} requests per phase, concurrency "
-          f"{c['concurrency']}, {c['cores']} cores, load average {c['loadavg_start'][0]:.1f} -> "
-          f"{c['loadavg_end'][0]:.1f}")
+          f"{c['concurrency']}, {c.get('workers', 1)} worker(s) per gateway, {c['cores']} cores, load average "
+          f"{c['loadavg_start'][0]:.1f} -> {c['loadavg_end'][0]:.1f}")
     print(f"{'target':16} {'phase':11} {'p50 ms':>8} {'p99 ms':>8} {'+p50 ms':>8} {'+p99 ms':>8} "
-          f"{'req/s':>8} {'errors':>6} {'client CPU':>10} {'outside engine p50':>18}")
+          f"{'req/s':>8} {'errors':>6} {'client CPU':>10} {'server CPU/req':>14} {'outside engine p50':>18}")
     for name in ("direct", "inferscale", "inferscale_exact", "litellm_proxy"):
         if name not in results:
             continue
@@ -236,7 +272,7 @@ def print_table(results: dict[str, Any]) -> None:
             f = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
             print(f"{name:16} {phase:11} {f(r['p50_ms']):>8} {f(r['p99_ms']):>8} {f(add50):>8} {f(add99):>8} "
                   f"{r['rps']:8.1f} {r['errors']:6d} {r['loadgen_cpu_share']:10.0%} "
-                  f"{f(r.get('outside_engine_p50_ms')):>18}")
+                  f"{f(r.get('server_cpu_ms_per_request')) + ' ms':>14} {f(r.get('outside_engine_p50_ms')):>18}")
 
 
 if __name__ == "__main__":
