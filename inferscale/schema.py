@@ -287,3 +287,11 @@ def m011_cache_totals(db: sqlite_utils.Database) -> None:
     db.execute(f"CREATE TRIGGER cache_totals_delete AFTER DELETE ON cache_entries BEGIN {sub} END")
     db.execute(f"CREATE TRIGGER cache_totals_update AFTER UPDATE OF level, bytes ON cache_entries"
                f" BEGIN {sub} {add} END")
+
+
+@migration
+def m012_l1_approximate_vectors(db: sqlite_utils.Database) -> None:
+    """An L1 entry stored by the writer keeps the fast graph's vectors it already has (`approx` 1);
+    its exact ones are computed the first time a lookup needs them, as most entries are never a
+    candidate that could pass (the gateway's misses paid an exact pass each for nothing)."""
+    db.execute("ALTER TABLE semantic_index ADD COLUMN approx INTEGER NOT NULL DEFAULT 0")

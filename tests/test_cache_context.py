@@ -121,6 +121,37 @@ def test_fast_vectors_only_rule_out_misses_every_hit_is_decided_exactly(
     assert np.isfinite(FAST_MARGIN) and 0 < FAST_MARGIN < 0.1
 
 
+def test_entries_stored_with_fast_vectors_are_decided_as_exact_ones(
+        fast_graph: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The L1 writer stores the fast vectors a lookup already has: no exact pass at store. A
+    candidate that could pass gets its exact vectors then (kept), so every decision is unchanged."""
+    exact = SemanticCache(Database(tmp_path / "e.db"), ChromaIndex(tmp_path / "e"), Embedder())
+    lazy_db = Database(tmp_path / "l.db")
+    lazy = SemanticCache(lazy_db, ChromaIndex(tmp_path / "l"), Embedder(fast=fast_graph))
+    stored = [*STORED, "Which glaze suits a stoneware mug fired at cone six?"]  # near none of the queries
+    runs = _count_runs(monkeypatch)
+    for s in stored:
+        q = build_query([{"role": "user", "content": s}])
+        vecs, approx = lazy.store_vectors([(q, lazy.known_vectors(q))])
+        lazy.put_many([(q, {"answer": s}, 0.001, 100)], vecs, approx)
+    assert runs and set(runs) == {"fast"}  # storing cost no exact pass
+    monkeypatch.undo()
+    for s in stored:
+        exact.put(build_query([{"role": "user", "content": s}]), {"answer": s}, 0.001, 100)
+    got = [(lazy.lookup(build_query([{"role": "user", "content": q}])),
+            exact.lookup(build_query([{"role": "user", "content": q}]))) for q in QUERIES]
+    assert [f.match and f.match.key for f, _ in got] == [e.match and e.match.key for _, e in got]
+    assert sum(e.match is not None for _, e in got) >= 3
+    for f, e in got:
+        if e.match:
+            assert f.match.similarity == pytest.approx(e.match.similarity, abs=1e-5)
+            assert f.match.reason == e.match.reason
+    still = {r[0] for r in lazy_db.db.execute("SELECT last FROM semantic_index WHERE approx = 1")}
+    served = {e.match.matched_prompt for _, e in got if e.match}
+    assert served and not served & still  # a served entry now holds its exact vectors
+    assert still  # and entries no lookup needed exactly were never embedded exactly
+
+
 def test_a_queued_entry_is_ruled_out_only_when_it_would_fail_on_exact_vectors(
         fast_graph: Path, tmp_path: Path) -> None:
     """`could_match` (an entry still queued behind its answer, both sides on fast vectors) must say

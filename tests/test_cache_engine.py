@@ -23,6 +23,9 @@ def test_l4_then_l1_semantic_hit_shows_what_it_matched(make_engine, server) -> N
     first = engine.ask("How do I reset my library PIN?", models=["fake-echo"])
     assert first.cache is None
     calls = server.calls["echo"]
+    approx = "SELECT approx FROM semantic_index"
+    # stored with the fast vectors its lookup had: no exact pass until a lookup needs one
+    assert [r[0] for r in engine.database.db.execute(approx)] == [1]
 
     exact = engine.ask("How do I reset my library PIN?", models=["fake-echo"])
     assert exact.cache.level == "L4"  # exact is checked first
@@ -36,6 +39,7 @@ def test_l4_then_l1_semantic_hit_shows_what_it_matched(make_engine, server) -> N
     assert out["original_request_id"] == first.request_id
     assert "verification" in out and sem.answer == first.answer
     assert any(s.name == "cache" and "L1 hit" in s.note for s in sem.steps)
+    assert [r[0] for r in engine.database.db.execute(approx)] == [0]  # the hit computed and kept them
 
 
 def test_traps_and_other_scopes_are_computed_not_served(make_engine, server) -> None:

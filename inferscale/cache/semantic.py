@@ -4,7 +4,9 @@ Each entry is a row in `cache_entries` (level L1: the answer, its cost, hits, GD
 row in `semantic_index` (scope, the compared texts, their MiniLM vectors) and a vector in Chroma
 (for the nearest-neighbour search inside the scope). SQLite is the source of truth: the vectors are
 kept there too, so a lost or corrupt Chroma directory is rebuilt from it without re-embedding, and
-`reconcile()` removes vectors whose rows are gone (and re-adds the reverse).
+`reconcile()` removes vectors whose rows are gone (and re-adds the reverse). An entry the engine's
+writer stores keeps the fast graph's vectors its lookup computed (`approx`); a later lookup for
+which it is a candidate that could pass computes its exact ones then, and keeps them.
 
 Lookup: embed the last message (and the earlier turns), ask Chroma for the k nearest entries of the
 same scope, then verify each candidate (`verify.decide`) until one passes. With a judge configured
@@ -124,6 +126,24 @@ class SemanticCache:
             return Vectors(vs[0], vs[1] if q.history else None), FAST_MARGIN
         return None
 
+    def store_vectors(self, known: list[tuple[Query, tuple[Vectors, float] | None]]
+                      ) -> tuple[list[Vectors], list[bool]]:
+        """Vectors to store each query with, and whether they are the fast graph's: those the
+        lookup computed when given (`known_vectors`), else one fast pass for the rest (an exact
+        one without a fast graph)."""
+        out: list[Vectors | None] = [kv[0] if kv else None for _, kv in known]
+        approx = [bool(kv and kv[1] > 0) for _, kv in known]
+        todo = [i for i, v in enumerate(out) if v is None]
+        fast = self._embedder.fast is not None
+        if todo:
+            texts = list(dict.fromkeys(t for i in todo for t in self._texts(known[i][0])))
+            embed = self._embedder.embed_fast if fast else self._embedder.embed
+            by_text = dict(zip(texts, embed(texts), strict=True))
+            for i in todo:
+                q = known[i][0]
+                out[i], approx[i] = Vectors(by_text[q.last], by_text[q.history] if q.history else None), fast
+        return [v for v in out if v is not None], approx
+
     def could_match(self, q: Query, pending: list[tuple[Query, Vectors, float]],
                     config: VerifyConfig = VerifyConfig()) -> bool:  # noqa: B008
         """Whether an entry not yet indexed (queued behind the answer) could pass verification for
@@ -180,16 +200,11 @@ class SemanticCache:
             if ttl_s and ttl_s > 0 and row["created_at"] < now - ttl_s:
                 rejected.append("expired")
                 continue
+            row, why = self._prechecked(row, query_c, exact, vec, config, lexicon, judge)
+            if why is not None:
+                rejected.append(why)
+                continue
             if exact is None:
-                # A miss even with the approximate similarities raised by their largest error is a
-                # miss on exact vectors too (a higher similarity never turns a pass into a reject).
-                # The words-in-context check is assumed to pass here: it reads the exact model's
-                # states, which the exact pass below gives for the prompt at no extra cost.
-                verdict, sim = self._verify(row, query_c, vec, config, _agrees_in_context, lexicon,
-                                            FAST_MARGIN)
-                if not (verdict.ok or in_band(verdict, sim, config, judge)):
-                    rejected.append(f"{verdict.reason} (fast vectors, similarity + {FAST_MARGIN} margin)")
-                    continue
                 exact = self.vectors(q)
             verdict, sim = self._verify(row, query_c, exact, config, ctx, lexicon)
             if not verdict.ok:
@@ -200,6 +215,21 @@ class SemanticCache:
             return LookupResult(self._serve(row, sim, verdict.reason), candidates=len(hits),
                                 rejected=tuple(rejected))
         return self._judged(judge, borderline, query_c, rejected, len(hits))
+
+    def _prechecked(self, row: dict[str, Any], query: Candidate, exact: Vectors | None, fast: Vectors,
+                    config: VerifyConfig, lexicon: Lexicon, judge: Judge | None) -> tuple[dict[str, Any], str | None]:
+        """A candidate with fast vectors on either side (the prompt's, the entry's) is first tried
+        with its similarities raised by their largest errors: failing even then, it fails on exact
+        vectors too (a higher similarity never turns a pass into a reject), and the reason is
+        returned. Otherwise the entry comes back with its exact vectors. The words-in-context check
+        is assumed to pass here: it reads the exact model's states, which the exact passes give."""
+        margin = (FAST_MARGIN if exact is None else 0.0) + (FAST_MARGIN if row["approx"] else 0.0)
+        if not margin:
+            return row, None
+        verdict, sim = self._verify(row, query, exact or fast, config, _agrees_in_context, lexicon, margin)
+        if not (verdict.ok or in_band(verdict, sim, config, judge)):
+            return row, f"{verdict.reason} (fast vectors, similarity + {margin:g} margin)"
+        return self._exact_row(row), None
 
     def _judged(self, judge: Judge | None, borderline: list[tuple[float, int, dict[str, Any], Verdict]],
                 query: Candidate, rejected: list[str], candidates: int) -> LookupResult:
@@ -239,16 +269,28 @@ class SemanticCache:
         marks = ",".join("?" * len(keys))
         cur = self._dbh.db.execute(
             "SELECT s.key, s.last, s.history, s.exact_hash, s.v_last, s.v_hist, e.value, e.cost_usd,"
-            f" e.latency_ms, e.created_at, e.hits, e.bytes FROM semantic_index s JOIN cache_entries e"
+            f" e.latency_ms, e.created_at, e.hits, e.bytes, s.approx FROM semantic_index s JOIN cache_entries e"
             f" ON e.key = s.key WHERE s.key IN ({marks})", keys)
         out = {}
         for r in cur.fetchall():
             out[r[0]] = {
                 "key": r[0], "last": r[1], "history": r[2], "exact_hash": r[3], "v_last": _vec(r[4]),
                 "v_hist": _vec(r[5]), "value": json.loads(r[6]), "cost_usd": r[7], "latency_ms": r[8],
-                "created_at": r[9], "hits": r[10], "bytes": r[11],
+                "created_at": r[9], "hits": r[10], "bytes": r[11], "approx": bool(r[12]),
             }
         return out
+
+    def _exact_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The entry with its exact vectors, computed and kept now if it was stored with the fast
+        graph's. Each text is embedded alone, which keeps its word states for the context check."""
+        if not row["approx"]:
+            return row
+        last = self._embedder.embed([row["last"]])[0]
+        hist = self._embedder.embed([row["history"]])[0] if row["history"] else None
+        with self._dbh.tx() as db:
+            db.execute("UPDATE semantic_index SET v_last = ?, v_hist = ?, approx = 0 WHERE key = ?",
+                       [_blob(last), _blob(hist), row["key"]])
+        return {**row, "v_last": last, "v_hist": hist, "approx": False}
 
     def _touch(self, row: dict[str, Any]) -> None:
         prio = gdsf_priority(self.evictor.clock("L1"), row["hits"] + 1, row["cost_usd"], row["latency_ms"],
@@ -265,15 +307,18 @@ class SemanticCache:
         return self.put_many([(q, value, cost_usd, latency_ms)], [vectors] if vectors else None)[0]
 
     def put_many(self, items: list[tuple[Query, dict[str, Any], float, float]],
-                 vectors: list[Vectors] | None = None) -> list[str | None]:
+                 vectors: list[Vectors] | None = None, approx: list[bool] | None = None) -> list[str | None]:
         """`put` for several answers at once: one exact pass for the texts not memoised, one
-        transaction, one upsert per scope (the writer stores what queued up in one go)."""
+        transaction, one upsert per scope (the writer stores what queued up in one go). `approx`
+        marks given vectors that are the fast graph's: their exact ones wait for a lookup that
+        needs them (`_exact_row`)."""
         import json
 
         if vectors is None:
             texts = list(dict.fromkeys(t for q, *_ in items for t in self._texts(q)))
             by_text = dict(zip(texts, self._embedder.embed(texts), strict=True)) if texts else {}
             vectors = [Vectors(by_text[q.last], by_text[q.history] if q.history else None) for q, *_ in items]
+        flags = approx or [False] * len(items)
         latest = {entry_key(q): i for i, (q, *_) in enumerate(items)}  # a key queued twice: the last wins
         clock, now = self.evictor.clock("L1"), time.time()
         with self._dbh.tx() as db:
@@ -290,9 +335,10 @@ class SemanticCache:
                     [key, blob, cost_usd, latency_ms, size, now, now,
                      gdsf_priority(clock, 0, cost_usd, latency_ms, size)])
                 db.execute(
-                    "INSERT INTO semantic_index (key, scope, last, history, exact_hash, v_last, v_hist)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [key, q.scope_key, q.last, q.history, q.exact_hash, _blob(vec.last), _blob(vec.history)])
+                    "INSERT INTO semantic_index (key, scope, last, history, exact_hash, v_last, v_hist, approx)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [key, q.scope_key, q.last, q.history, q.exact_hash, _blob(vec.last), _blob(vec.history),
+                     int(flags[i])])
         keys = list(latest)
         try:
             self.index.add(keys, np.stack([vectors[latest[k]].search for k in keys]),
