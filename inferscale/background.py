@@ -1,7 +1,7 @@
 """Writes that a response need not wait for, run by one worker thread in the order they were given.
 
 A request's answer is ready before its bookkeeping is: the cache entries it leaves (L2/L3/L4 and
-the L1 vector, which costs an exact embedding pass) and the monitor's rows. Doing those on the
+the L1 vector and its Chroma upsert) and the monitor's rows. Doing those on the
 response path was most of the engine's overhead, so `Engine.aask` hands them to a `WriteBehind`
 and returns. One thread keeps them in submission order (a request's row is inserted before it is
 finished; an entry is written before its hit is counted) and off the event loop.

@@ -192,7 +192,8 @@ class CacheLevels:
 
     def store_later(self, q: Query, value: dict[str, Any], cost_usd: float, latency_ms: float,
                     tun: Tunables) -> None:
-        """`store` on the L1 writer (it pays the exact embedding pass, off the response path)."""
+        """`store` on the L1 writer (the upsert and the rows, off the response path), with the
+        vectors the lookup already computed for `q`."""
         if self.l1_writer is None:
             self.store(q, value, cost_usd, latency_ms, tun)
             return
@@ -214,7 +215,7 @@ class CacheLevels:
             self.l1_writer.close()
 
     def _store_queued(self) -> None:
-        """Store every L1 entry queued so far in one go (one exact pass, one transaction, one
+        """Store every L1 entry queued so far in one go (one transaction, one
         upsert per scope): under load the writer's per-store costs were most of a miss's CPU.
         The jobs of entries an earlier batch took find nothing left to do."""
         with self._lock:
