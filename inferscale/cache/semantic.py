@@ -128,21 +128,15 @@ class SemanticCache:
 
     def store_vectors(self, known: list[tuple[Query, tuple[Vectors, float] | None]]
                       ) -> tuple[list[Vectors], list[bool]]:
-        """Vectors to store each query with, and whether they are the fast graph's: those the
-        lookup computed when given (`known_vectors`), else one fast pass for the rest (an exact
-        one without a fast graph)."""
-        out: list[Vectors | None] = [kv[0] if kv else None for _, kv in known]
-        approx = [bool(kv and kv[1] > 0) for _, kv in known]
-        todo = [i for i, v in enumerate(out) if v is None]
-        fast = self._embedder.fast is not None
-        if todo:
-            texts = list(dict.fromkeys(t for i in todo for t in self._texts(known[i][0])))
-            embed = self._embedder.embed_fast if fast else self._embedder.embed
-            by_text = dict(zip(texts, embed(texts), strict=True))
-            for i in todo:
-                q = known[i][0]
-                out[i], approx[i] = Vectors(by_text[q.last], by_text[q.history] if q.history else None), fast
-        return [v for v in out if v is not None], approx
+        """Vectors to store each query with, and whether they are the fast graph's: those its
+        lookup computed (`known_vectors`), else a fast pass (exact without a fast graph)."""
+        vectors, approx = [], []
+        for q, kv in known:
+            if kv is None:
+                kv = self.vectors(q, fast=True), FAST_MARGIN if self._embedder.fast is not None else 0.0
+            vectors.append(kv[0])
+            approx.append(kv[1] > 0)
+        return vectors, approx
 
     def could_match(self, q: Query, pending: list[tuple[Query, Vectors, float]],
                     config: VerifyConfig = VerifyConfig()) -> bool:  # noqa: B008
