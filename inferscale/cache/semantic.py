@@ -281,6 +281,8 @@ class SemanticCache:
             return row
         last = self._embedder.embed([row["last"]])[0]
         hist = self._embedder.embed([row["history"]])[0] if row["history"] else None
+        # Chroma keeps the fast search vector: it only ranks candidates, and the pre-check allows
+        # for its error; the decision reads these, from SQLite.
         with self._dbh.tx() as db:
             db.execute("UPDATE semantic_index SET v_last = ?, v_hist = ?, approx = 0 WHERE key = ?",
                        [_blob(last), _blob(hist), row["key"]])
