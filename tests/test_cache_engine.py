@@ -162,3 +162,34 @@ def test_load_pairs_errors(tmp_path: Path) -> None:
     p.write_bytes(b"\xff\xfe")
     with pytest.raises(InferscaleError, match="UTF-8"):
         load_pairs(p)
+
+
+def test_cache_hit_is_served_while_the_default_executor_is_busy(make_engine, server) -> None:
+    """Local generations and litellm's own hops occupy the loop's default executor for seconds;
+    the engine's lookups run on threads of their own, so a hit does not queue behind them."""
+    import asyncio
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    engine = make_engine(ECHO)
+    first = engine.ask("Which platform does the night ferry to the island leave from?", models=["fake-echo"])
+    release = threading.Event()
+
+    async def main() -> tuple[object, bool]:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=2))
+        blockers = [asyncio.to_thread(release.wait, 60) for _ in range(2)]  # every default thread busy
+        tasks = [asyncio.ensure_future(b) for b in blockers]
+        await asyncio.sleep(0.05)
+        try:
+            hit = await asyncio.wait_for(engine.aask(
+                "Which platform does the night ferry to the island leave from?", models=["fake-echo"]), 30)
+            return hit, not release.is_set()
+        finally:
+            release.set()
+            await asyncio.gather(*tasks)
+
+    hit, while_busy = asyncio.run(main())
+    assert while_busy and hit.cache is not None and hit.cache.level == "L4"
+    assert hit.answer == first.answer
+    engine.flush(30)

@@ -39,7 +39,7 @@ from .cache_judge import build_judge
 from .events import Emit, Event, OnEvent
 from .replay import replay_row
 from .request import Handoff, Plan, Trace, cache_event, cache_note, lookup_cache, plan_request, with_steps
-from .runner import run_sync
+from .runner import Hops, run_sync
 from .strategies import Budget, ExecContext
 from .strategies.base import CallFn
 
@@ -54,9 +54,10 @@ class Engine:
     wrapper. The engine holds no per-request state. Tunables are read once per request (a change
     saved from the dashboard applies to the next one) and passed down to every step.
 
-    Blocking work before the model call (SQLite, Chroma, the embedding model) runs in one worker
-    thread hop, never on the event loop, and what follows the answer is written behind it
-    (`background.WriteBehind`): concurrent requests keep being served. Model calls are async.
+    Blocking work before the model call (SQLite, Chroma, the embedding model) runs in one hop to
+    the engine's own worker threads (`runner.Hops`), never on the event loop, and what follows the
+    answer is written behind it (`background.WriteBehind`): concurrent requests keep being served.
+    Model calls are async.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -81,6 +82,7 @@ class Engine:
                                     settings.cooldown_s, on_cooldown=self.monitor.record_cooldown)
         self.health.restore(self.monitor.cooldowns())
         self._warm_lock, self._warmed = threading.Lock(), False
+        self.hops = Hops(max(2, settings.n_threads))
 
     # -- settings -------------------------------------------------------------------------------
     def tunables(self) -> Tunables:
@@ -130,7 +132,8 @@ class Engine:
         return self.writer.flush(timeout) and self.levels.flush(timeout)
 
     def close(self) -> None:
-        """Finish the queued writes and stop the writer threads."""
+        """Finish the queued writes and stop the worker and writer threads."""
+        self.hops.close()
         self.writer.close()
         self.levels.close()
 
@@ -177,7 +180,7 @@ class Engine:
         # trip, and on a busy machine each one cost more than the work it carried.
         handoff = Handoff()
         try:
-            plan, analysis, (hit, sem, l1_query) = await asyncio.to_thread(
+            plan, analysis, (hit, sem, l1_query) = await self.hops.run(
                 self._prepare, request_id, prompt, system, history, strategy, models, router, use_cache, cache,
                 strategy_options, params, source, tenant, trace, handoff)
         except asyncio.CancelledError as exc:  # the worker goes on; one of us ends the request it started
@@ -359,7 +362,7 @@ class Engine:
             key = scope.l3_key(spec, messages, params, sample)
             emit(Event("started", model=spec.id, call_id=call_id, role=role))
             if cc.read:
-                hit = await asyncio.to_thread(self.levels.get, key, tun, cc.ttl_s)
+                hit = await self.hops.run(self.levels.get, key, tun, cc.ttl_s)
                 trace.cache_events.append(cache_event("L3", hit, spec.id))
                 if hit is not None:
                     trace.saved_usd += hit.cost_usd
