@@ -3,7 +3,10 @@ lookup order, what a semantic hit shows, scoping, stats per level, eviction, res
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -167,10 +170,6 @@ def test_load_pairs_errors(tmp_path: Path) -> None:
 def test_cache_hit_is_served_while_the_default_executor_is_busy(make_engine, server) -> None:
     """Local generations and litellm's own hops occupy the loop's default executor for seconds;
     the engine's lookups run on threads of their own, so a hit does not queue behind them."""
-    import asyncio
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
     engine = make_engine(ECHO)
     first = engine.ask("Which platform does the night ferry to the island leave from?", models=["fake-echo"])
     release = threading.Event()
@@ -178,8 +177,7 @@ def test_cache_hit_is_served_while_the_default_executor_is_busy(make_engine, ser
     async def main() -> tuple[object, bool]:
         loop = asyncio.get_running_loop()
         loop.set_default_executor(ThreadPoolExecutor(max_workers=2))
-        blockers = [asyncio.to_thread(release.wait, 60) for _ in range(2)]  # every default thread busy
-        tasks = [asyncio.ensure_future(b) for b in blockers]
+        tasks = [asyncio.ensure_future(asyncio.to_thread(release.wait, 60)) for _ in range(2)]  # all busy
         await asyncio.sleep(0.05)
         try:
             hit = await asyncio.wait_for(engine.aask(

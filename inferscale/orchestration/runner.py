@@ -46,8 +46,8 @@ class Hops:
     Not the loop's default executor: litellm hops there for every call (its sync `completion`
     builds the request) and runs its logging callbacks there, and local models generate there for
     seconds at a time, so a cache lookup waited behind work it has no part in. Measured with
-    `bench/gateway.py` (eight runs of each in turn, 2 cores): exact hits +22% req/s, misses' p99
-    -140 ms at the same req/s and a p50 ~20 ms higher; 3 or 4 threads were no better than 2.
+    `bench/gateway.py` (eight runs of each in turn, 2 cores): exact hits +20% req/s; misses at the
+    same req/s with a p99 85-145 ms lower and a p50 10-20 ms higher; 3 or 4 threads were no better.
     Like `asyncio.to_thread`, a cancelled caller does not stop the worker.
     """
 
