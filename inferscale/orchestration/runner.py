@@ -2,6 +2,7 @@
 
 A persistent loop (rather than `asyncio.run` per call) keeps litellm's pooled HTTP clients bound to
 a loop that stays alive, and lets several threads (Streamlit sessions, test workers) share it.
+`Hops` is the other side of that loop: the engine's own threads for the blocking work it awaits.
 """
 
 from __future__ import annotations
