@@ -1,6 +1,9 @@
 """What sharing the L1 index costs: ChromaIndex embedded (PersistentClient, one process only) vs
 through Chroma's server (`chroma run`, what `inferscale serve` starts so several processes can use
-one home). Same vectors, same queries; p50/p99 of one add and one k=4 query.
+one home), the server with and without its collection cache (`chroma_server.server_config`). Same
+vectors, same queries; p50/p99 of one add and one k=4 query, and for the server the CPU it spends
+(from /proc) per query and per vector upserted in batches of 1 to 32 (what the L1 writer's batches
+save, `cache.levels.L1_BATCH`).
 
     python bench/chroma_modes.py [--entries 5000] [--queries 300]
 """
@@ -18,10 +21,35 @@ import numpy as np
 from inferscale.cache import chroma_server
 from inferscale.cache.chroma_index import ChromaIndex
 
+BATCHES = (1, 4, 8, 16, 32)
+
 
 def _pct(v: list[float], p: float) -> float:
     v = sorted(v)
     return v[min(len(v) - 1, int(p / 100 * len(v)))]
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu(index: ChromaIndex, pid: int, vecs: np.ndarray, queries: int) -> dict[str, float]:
+    """The server's CPU ms per k=4 query, and per vector for upserts of each batch size."""
+    scope, rng, out = "bench-scope", np.random.default_rng(2), {}
+    c0 = _cpu_s(pid)
+    for _ in range(queries):
+        index.query(vecs[rng.integers(len(vecs))], scope, 4)
+    out["query_cpu_ms"] = (_cpu_s(pid) - c0) / queries * 1000
+    for batch in BATCHES:
+        calls = max(8, 256 // batch)
+        new = rng.normal(size=(calls * batch, vecs.shape[1])).astype(np.float32)
+        c0 = _cpu_s(pid)
+        for i in range(calls):
+            rows = slice(i * batch, (i + 1) * batch)
+            index.add([f"b{batch}-{j}" for j in range(rows.start, rows.stop)], new[rows], [scope] * batch)
+        out[f"upsert{batch}_cpu_ms"] = (_cpu_s(pid) - c0) / (calls * batch) * 1000
+    return out
 
 
 def run(index: ChromaIndex, vecs: np.ndarray, queries: int) -> dict[str, float]:
@@ -56,19 +84,26 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         embedded = ChromaIndex(Path(tmp) / "a" / "chroma")
         out["embedded"] = run(embedded, vecs, args.queries)
-        server = chroma_server.ChromaServer(Path(tmp) / "b" / "chroma").start()
-        os.environ[chroma_server.URL_ENV] = server.url
-        try:
-            remote = ChromaIndex(Path(tmp) / "b" / "chroma")
-            out["server"] = run(remote, vecs, args.queries)
-            assert remote.remote == server.url
-        finally:
-            server.stop()
-            os.environ.pop(chroma_server.URL_ENV, None)
+        for mode, cache in (("server, no collection cache", False), ("server (as shipped)", True)):
+            server = chroma_server.ChromaServer(Path(tmp) / mode[:6] / str(cache) / "chroma",
+                                                collection_cache=cache).start()
+            os.environ[chroma_server.URL_ENV] = server.url
+            try:
+                remote = ChromaIndex(server.chroma_dir)
+                out[mode] = run(remote, vecs, args.queries)
+                assert remote.remote == server.url and server.proc is not None
+                out[mode] |= server_cpu(remote, server.proc.pid, vecs, args.queries)
+            finally:
+                server.stop()
+                os.environ.pop(chroma_server.URL_ENV, None)
     print(f"{args.entries} vectors, load average {os.getloadavg()[0]:.1f}")
+    print(f"| mode | add p50 / p99 ms | query p50 / p99 ms | server CPU per query | "
+          f"{' | '.join(f'per vector, batch {b}' for b in BATCHES)} |")
+    print("|---|---:|---:|---:|" + "---:|" * len(BATCHES))
     for mode, r in out.items():
-        print(f"{mode:9} add p50 {r['add_p50_ms']:.2f} ms p99 {r['add_p99_ms']:.2f} ms | "
-              f"query p50 {r['query_p50_ms']:.2f} ms p99 {r['query_p99_ms']:.2f} ms")
+        cpu = [f"{r[k]:.2f} ms" if k in r else "-" for k in ["query_cpu_ms", *(f"upsert{b}_cpu_ms" for b in BATCHES)]]
+        print(f"| {mode} | {r['add_p50_ms']:.2f} / {r['add_p99_ms']:.2f} | "
+              f"{r['query_p50_ms']:.2f} / {r['query_p99_ms']:.2f} | {' | '.join(cpu)} |")
     return 0
 
 

@@ -39,6 +39,7 @@ import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = "bench-model"
+CHROMA = "chroma run"  # inferscale's Chroma server, a child of `serve`: its share of the CPU
 
 
 def _port() -> int:
@@ -79,9 +80,10 @@ def start_backend(port: int) -> subprocess.Popen:
     return proc
 
 
-def tree_cpu_s(pid: int) -> float:
+def tree_cpu_s(pid: int, only: str | None = None) -> float:
     """CPU seconds (user + system) of a process and all its descendants, from /proc: a server's
-    Chroma child or uvicorn workers count as the server's cost."""
+    Chroma child or uvicorn workers count as the server's cost. `only`: just the processes of the
+    tree whose command line contains it (e.g. the Chroma server)."""
     parent: dict[int, int] = {}
     cpu: dict[int, float] = {}
     tick = os.sysconf("SC_CLK_TCK")
@@ -90,6 +92,8 @@ def tree_cpu_s(pid: int) -> float:
             continue
         try:
             fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            if only is not None and only not in (d / "cmdline").read_bytes().replace(b"\0", b" ").decode():
+                fields[11] = fields[12] = "0"
         except OSError:  # exited meanwhile
             continue
         parent[int(d.name)] = int(fields[1])
@@ -193,9 +197,10 @@ def phases(base_url: str, key: str, model: str, n: int, concurrency: int, tag: s
     asyncio.run(load(base_url, key, model, hot, 4))  # warm the caches (and connections)
     out = {}
     for phase, prompts in (("misses", misses), ("exact_hits", [hot[i % len(hot)] for i in range(n)])):
-        cpu0 = tree_cpu_s(server)
+        cpu0, chroma0 = tree_cpu_s(server), tree_cpu_s(server, CHROMA)
         out[phase] = asyncio.run(load(base_url, key, model, prompts, concurrency))
         out[phase]["server_cpu_ms_per_request"] = (tree_cpu_s(server) - cpu0) / n * 1000
+        out[phase]["chroma_cpu_ms_per_request"] = (tree_cpu_s(server, CHROMA) - chroma0) / n * 1000
     return out
 
 
@@ -261,7 +266,8 @@ def print_table(results: dict[str, Any]) -> None:
           f"{c['concurrency']}, {c.get('workers', 1)} worker(s) per gateway, {c['cores']} cores, load average "
           f"{c['loadavg_start'][0]:.1f} -> {c['loadavg_end'][0]:.1f}")
     print(f"{'target':16} {'phase':11} {'p50 ms':>8} {'p99 ms':>8} {'+p50 ms':>8} {'+p99 ms':>8} "
-          f"{'req/s':>8} {'errors':>6} {'client CPU':>10} {'server CPU/req':>14} {'outside engine p50':>18}")
+          f"{'req/s':>8} {'errors':>6} {'client CPU':>10} {'server CPU/req':>14} {'of it Chroma':>12} "
+          f"{'outside engine p50':>18}")
     for name in ("direct", "inferscale", "inferscale_exact", "litellm_proxy"):
         if name not in results:
             continue
@@ -272,7 +278,8 @@ def print_table(results: dict[str, Any]) -> None:
             f = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
             print(f"{name:16} {phase:11} {f(r['p50_ms']):>8} {f(r['p99_ms']):>8} {f(add50):>8} {f(add99):>8} "
                   f"{r['rps']:8.1f} {r['errors']:6d} {r['loadgen_cpu_share']:10.0%} "
-                  f"{f(r.get('server_cpu_ms_per_request')) + ' ms':>14} {f(r.get('outside_engine_p50_ms')):>18}")
+                  f"{f(r.get('server_cpu_ms_per_request')) + ' ms':>14} "
+                  f"{f(r.get('chroma_cpu_ms_per_request')) + ' ms':>12} {f(r.get('outside_engine_p50_ms')):>18}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import pytest
 
 from inferscale import embeddings
 from inferscale.background import NICE, WriteBehind
+from inferscale.cache import levels
 from inferscale.embeddings import Embedder, run_in_background
 from inferscale.orchestration.runner import run_sync
 from tests.support.fakes import fake_model
@@ -153,6 +154,24 @@ def _hold(engine) -> threading.Event:
     return gate
 
 
+def _spy_adds(engine) -> list[int]:
+    """The size of every Chroma upsert the L1 writer makes (the real one still runs)."""
+    index = engine.levels.semantic.index
+    adds: list[int] = []
+    real_add = index.add
+    index.add = lambda ids, vectors, scopes: (adds.append(len(ids)), real_add(ids, vectors, scopes))[1]
+    return adds
+
+
+def _stays(cond, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not cond():
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def _count(engine, sql: str) -> int:
     return engine.database.db.execute(sql).fetchone()[0]
 
@@ -223,9 +242,7 @@ def test_a_question_no_queued_entry_could_answer_does_not_wait_for_the_writer(ma
 def test_queued_semantic_entries_are_stored_in_one_batch_and_each_is_found(make_engine, server) -> None:
     engine = make_engine(fake_model("fake-echo"))
     index = engine.levels.semantic.index
-    adds: list[int] = []
-    real_add = index.add
-    index.add = lambda ids, vectors, scopes: (adds.append(len(ids)), real_add(ids, vectors, scopes))[1]
+    adds = _spy_adds(engine)
     gate = _hold(engine)
     questions = ["which metals conduct heat best?", "how do bees find their way home?",
                  "what makes sourdough rise without yeast?"]
@@ -239,6 +256,38 @@ def test_queued_semantic_entries_are_stored_in_one_batch_and_each_is_found(make_
         again = run_sync(engine.aask(q.capitalize().rstrip("?"), models=["fake-echo"]))
         assert again.cache is not None and again.cache.level == "L1", q
     assert server.calls["echo"] == 3
+
+
+def test_the_l1_writer_lets_a_batch_fill_but_a_lookup_that_needs_it_does_not_wait(
+        make_engine, server, monkeypatch) -> None:
+    monkeypatch.setattr(levels, "L1_LINGER_S", 30.0)  # only a full batch or a waiting caller ends it
+    engine = make_engine(fake_model("fake-echo"))
+    adds = _spy_adds(engine)
+    questions = ["why does bread go stale?", "how do tides follow the moon?", "what do otters eat?"]
+    for q in questions:
+        run_sync(engine.aask(q, models=["fake-echo"]))
+    assert _stays(lambda: not adds and engine.levels.l1_writer.pending > 0, 1.0)  # lingering
+    t0 = time.perf_counter()
+    again = run_sync(engine.aask("How do tides follow the moon", models=["fake-echo"]))
+    assert time.perf_counter() - t0 < 10  # the lookup that could match made the writer go
+    assert again.cache is not None and again.cache.level == "L1" and server.calls["echo"] == 3
+    assert adds == [3]  # the three queued stores in one upsert
+
+
+def test_a_full_l1_batch_is_written_at_once_and_flush_does_not_wait_for_the_linger(
+        make_engine, server, monkeypatch) -> None:
+    monkeypatch.setattr(levels, "L1_LINGER_S", 30.0)
+    monkeypatch.setattr(levels, "L1_BATCH", 4)
+    engine = make_engine(fake_model("fake-echo"))
+    adds = _spy_adds(engine)
+    for q in ["which fish live longest?", "why is the sea salty?", "how do kites stay up?",
+              "what makes thunder rumble?"]:
+        run_sync(engine.aask(q, models=["fake-echo"]))
+    assert not _stays(lambda: not adds, 10.0) and adds == [4]  # written without anyone waiting
+    run_sync(engine.aask("how do snails grow their shells?", models=["fake-echo"]))
+    t0 = time.perf_counter()
+    assert engine.flush(timeout=20) and time.perf_counter() - t0 < 10
+    assert adds == [4, 1] and len(engine.levels.semantic.index.ids()) == 5
 
 
 def test_semantic_stores_do_not_queue_behind_the_monitors_rows(make_engine, server) -> None:

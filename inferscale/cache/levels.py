@@ -25,11 +25,13 @@ serialised concurrent requests behind each other's embedding passes.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +54,13 @@ ENFORCE_EVERY = 1  # check limits after every Nth write per level (1 = always)
 # A lookup waits at most this long for a queued L1 entry it could match; then it searches without
 # it (a hung Chroma server must not hang requests that would miss anyway).
 PENDING_WAIT_S = 30.0
+# A Chroma upsert's cost is mostly per call: on its server, 10-12 ms of CPU for one vector, 2.0-2.2
+# per vector in a batch of 8, 1.5-1.6 in a batch of 16 (bench/chroma_modes.py). So the L1
+# writer lets a batch fill for up to `L1_LINGER_S` after its oldest entry was queued, or until it
+# holds `L1_BATCH` entries. Nobody waits for that: a lookup that could match a queued entry, a
+# `flush` and `close` make the writer go at once (`_hurry`).
+L1_BATCH = 16
+L1_LINGER_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,7 @@ class _PendingL1:
     latency_ms: float
     tun: Tunables
     written: threading.Event = field(default_factory=threading.Event, compare=False)
+    queued_at: float = field(default_factory=time.monotonic, compare=False)
 
 
 def limits_for(tun: Tunables, level: str) -> Limits:
@@ -111,6 +121,9 @@ class CacheLevels:
         self._pending_l1: dict[str, dict[int, _PendingL1]] = defaultdict(dict)  # queued, per scope
         self._ids = itertools.count()
         self._taken: set[int] = set()  # pending L1 stores a running batch is writing
+        self._more = threading.Condition(self._lock)  # the L1 batch has filled, or someone waits
+        self._hurry = 0  # callers waiting for the L1 writer (it then stops lingering)
+        self._closing = False
 
     # -- exact levels (L2, L3, L4) ----------------------------------------------------------------
     def get(self, key: str, tun: Tunables, max_age_s: float | None = None) -> Any:
@@ -200,25 +213,59 @@ class CacheLevels:
         pending = _PendingL1(q, self.semantic.known_vectors(q), value, cost_usd, latency_ms, tun)
         with self._lock:
             self._pending_l1[q.scope_key][next(self._ids)] = pending
+            if self._untaken() >= L1_BATCH:
+                self._more.notify_all()
         self.l1_writer.submit(self._store_queued)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait for the L1 stores queued so far (the exact levels' writes are the engine's writer's)."""
-        return self.l1_writer is None or self.l1_writer.flush(timeout)
+        if self.l1_writer is None:
+            return True
+        with self._hurrying():
+            return self.l1_writer.flush(timeout)
 
     def wait_for_room(self) -> None:
         if self.l1_writer is not None:
             self.l1_writer.wait_for_room()
 
     def close(self) -> None:
+        with self._lock:
+            self._closing = True
+            self._more.notify_all()
         if self.l1_writer is not None and self.l1_writer is not self.writer:
             self.l1_writer.close()
+
+    @contextlib.contextmanager
+    def _hurrying(self) -> Iterator[None]:
+        with self._lock:
+            self._hurry += 1
+            self._more.notify_all()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._hurry -= 1
+
+    def _untaken(self) -> int:
+        """Queued L1 entries no batch has taken yet (`_taken` is a subset of them); under the lock."""
+        return sum(len(scope) for scope in self._pending_l1.values()) - len(self._taken)
+
+    def _linger(self) -> None:
+        """Let the batch fill (see `L1_BATCH`); under the lock. Not on a writer shared with other
+        writes, which would wait behind it."""
+        if self.l1_writer is self.writer or not self._untaken():
+            return
+        oldest = min(p.queued_at for scope in self._pending_l1.values() for pid, p in scope.items()
+                     if pid not in self._taken)
+        self._more.wait_for(lambda: self._hurry > 0 or self._closing or self._untaken() >= L1_BATCH,
+                            max(0.0, oldest + L1_LINGER_S - time.monotonic()))
 
     def _store_queued(self) -> None:
         """Store every L1 entry queued so far in one go (one transaction, one
         upsert per scope): under load the writer's per-store costs were most of a miss's CPU.
         The jobs of entries an earlier batch took find nothing left to do."""
         with self._lock:
+            self._linger()
             batch = sorted((pid, p) for scope in self._pending_l1.values() for pid, p in scope.items()
                            if pid not in self._taken)
             self._taken.update(pid for pid, _ in batch)
@@ -257,7 +304,11 @@ class CacheLevels:
         except Exception as exc:  # noqa: BLE001 - when in doubt, wait
             log.warning("L1 pending check failed, waiting for the writer: %s: %s", type(exc).__name__, exc)
             wait = True
-        if wait and not pending[-1].written.wait(PENDING_WAIT_S):  # the writer keeps order
+        if not wait:
+            return
+        with self._hurrying():
+            done = pending[-1].written.wait(PENDING_WAIT_S)  # the writer keeps order
+        if not done:
             log.warning("L1 lookup searched without entries still queued after %.0f s", PENDING_WAIT_S)
 
     # -- eviction -------------------------------------------------------------------------------
