@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from inferscale.cache import chroma_server
-from inferscale.cache.chroma_index import ChromaIndex
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.gateway import tree_cpu_s  # noqa: E402 - after the repo is on the path
+from inferscale.cache import chroma_server  # noqa: E402
+from inferscale.cache.chroma_index import ChromaIndex  # noqa: E402
 
 BATCHES = (1, 4, 8, 16, 32)
 
@@ -29,26 +32,21 @@ def _pct(v: list[float], p: float) -> float:
     return v[min(len(v) - 1, int(p / 100 * len(v)))]
 
 
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def server_cpu(index: ChromaIndex, pid: int, vecs: np.ndarray, queries: int) -> dict[str, float]:
     """The server's CPU ms per k=4 query, and per vector for upserts of each batch size."""
     scope, rng, out = "bench-scope", np.random.default_rng(2), {}
-    c0 = _cpu_s(pid)
+    c0 = tree_cpu_s(pid)
     for _ in range(queries):
         index.query(vecs[rng.integers(len(vecs))], scope, 4)
-    out["query_cpu_ms"] = (_cpu_s(pid) - c0) / queries * 1000
+    out["query_cpu_ms"] = (tree_cpu_s(pid) - c0) / queries * 1000
     for batch in BATCHES:
         calls = max(8, 256 // batch)
         new = rng.normal(size=(calls * batch, vecs.shape[1])).astype(np.float32)
-        c0 = _cpu_s(pid)
+        c0 = tree_cpu_s(pid)
         for i in range(calls):
             rows = slice(i * batch, (i + 1) * batch)
             index.add([f"b{batch}-{j}" for j in range(rows.start, rows.stop)], new[rows], [scope] * batch)
-        out[f"upsert{batch}_cpu_ms"] = (_cpu_s(pid) - c0) / (calls * batch) * 1000
+        out[f"upsert{batch}_cpu_ms"] = (tree_cpu_s(pid) - c0) / (calls * batch) * 1000
     return out
 
 
