@@ -3,6 +3,7 @@ query finds right after writes with that cache on, and the plain flags when a co
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import yaml
 
 from inferscale.cache import chroma_server
-from inferscale.cache.chroma_index import ChromaIndex
+from inferscale.cache.chroma_index import ChromaIndex, IndexUnavailable
 
 
 def _unit(seed: int) -> np.ndarray:
@@ -50,6 +51,34 @@ def test_the_server_runs_on_its_config_and_queries_see_every_write_at_once(serve
     ours.delete(["first"])
     assert "first" not in [i for i, _ in other.query(_unit(1), "a scope", 4)]
     assert ours.count() == 121
+
+
+def test_lookups_racing_a_new_collections_first_write_are_answered_not_skipped(server, tmp_path) -> None:
+    """With the collection cache on, Chroma answers a query that arrives while a new collection's
+    first upsert runs with "Nothing found on disk"; the index waits it out instead of skipping L1."""
+    index = ChromaIndex(tmp_path / "chroma")  # one per process: the writer creates, lookups query
+    failures: list[str] = []
+    answered = 0
+    for round_ in range(12):
+        scope, done = f"scope {round_}", threading.Event()
+
+        def ask(scope: str = scope, done: threading.Event = done) -> None:
+            nonlocal answered
+            while not done.is_set():
+                try:
+                    index.query(_unit(7), scope, 4)
+                    answered += 1
+                except IndexUnavailable as exc:
+                    failures.append(str(exc))
+
+        asker = threading.Thread(target=ask)
+        asker.start()
+        index.add([f"{round_}-{i}" for i in range(8)], np.stack([_unit(round_ * 10 + i) for i in range(8)]),
+                  [scope] * 8)
+        done.set()
+        asker.join()
+        assert {i for i, _ in index.query(_unit(7), scope, 8)} == {f"{round_}-{i}" for i in range(8)}
+    assert answered > 12 and failures == []
 
 
 def test_a_config_the_server_refuses_falls_back_to_the_plain_flags(tmp_path, monkeypatch) -> None:

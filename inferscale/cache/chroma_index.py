@@ -33,6 +33,13 @@ log = logging.getLogger(__name__)
 PREFIX = "l1-"
 LEGACY_COLLECTION = "inferscale_l1"  # one shared collection filtered by scope (before per-scope ones)
 HNSW = {"hnsw": {"space": "cosine"}}
+# Errors of a Chroma server that go away once a concurrent write has finished, retried after these
+# pauses: "already exists" when two workers make a new collection's segment tables at once; "Nothing
+# found on disk" for a query of a collection whose first upsert is still running, with the server's
+# collection cache on (in 16 rounds of a query loop beside a new collection's first writes, 22 such
+# errors, all within its first 20 ms; none with the cache off).
+TRANSIENT = ("already exists", "Nothing found on disk")
+RETRY_S = (0.05, 0.1)
 
 
 def collection_name(scope: str) -> str:
@@ -163,17 +170,14 @@ class ChromaIndex:
             return col
 
     def _call(self, what: str, fn: Any) -> Any:
-        for attempt in (1, 2):
+        for attempt in range(1, len(RETRY_S) + 2):
             try:
                 return fn()
             except IndexUnavailable:
                 raise
             except Exception as exc:  # noqa: BLE001 - reported as one clear error class
-                # A Chroma server creates a new collection's segment tables on first use; two
-                # workers touching it at once make one of them fail with "already exists". Once
-                # the other has finished the call works.
-                if attempt == 1 and "already exists" in str(exc):
-                    time.sleep(0.05)
+                if attempt <= len(RETRY_S) and any(m in str(exc) for m in TRANSIENT):
+                    time.sleep(RETRY_S[attempt - 1])
                     continue
                 raise IndexUnavailable(f"Chroma {what} failed: {type(exc).__name__}: {exc}") from exc
         raise AssertionError("unreachable")
