@@ -36,6 +36,8 @@ def test_answer_and_cost_from_registry_prices(make_engine, server) -> None:
     assert member.cost_usd == pytest.approx(expected)
     assert result.cost_usd == pytest.approx(expected)
     assert server.calls["echo"] == 1
+    # The prices litellm is given for its own logging stay out of the provider's request body.
+    assert not {k for k in server.last_request if "cost" in k}
 
     row = _request_row(engine, result.request_id)
     assert row["status"] == "ok" and row["answer"] == result.answer

@@ -125,6 +125,13 @@ def call_kwargs(spec: ModelSpec, messages: list[Message], params: dict[str, Any]
         # We retry ourselves; the provider SDK's own retries (openai: 2, with backoff) would
         # multiply calls, eat the timeout and turn a 500 into a misleading Timeout.
         kw["max_retries"] = 0
+    if not spec.is_local and (spec.input_price_per_1m is not None or spec.output_price_per_1m is not None):
+        # litellm prices every response for its own logging, searching its cost map (and its
+        # fallbacks, for a model it does not know) each time; given the registry's prices it
+        # skips that: 0.4-0.5 ms less CPU per call (3.6-3.8 against 4.0-4.2 ms, loopback fake
+        # backend). Our own cost (`_cost`) is computed from the same prices either way.
+        kw["input_cost_per_token"] = (spec.input_price_per_1m or 0.0) / 1e6
+        kw["output_cost_per_token"] = (spec.output_price_per_1m or 0.0) / 1e6
     if spec.api_base:
         kw["api_base"] = spec.api_base
     if spec.api_key_env:
