@@ -17,6 +17,7 @@ it, once per lookup, and served only if it says yes.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 import time
@@ -241,7 +242,7 @@ class SemanticCache:
     def _serve(self, row: dict[str, Any], sim: float, reason: str) -> SemanticMatch:
         self._touch(row)
         return SemanticMatch(
-            key=row["key"], value=row["value"], similarity=sim, matched_prompt=row["last"],
+            key=row["key"], value=json.loads(row["value"]), similarity=sim, matched_prompt=row["last"],
             reason=reason, cost_usd=row["cost_usd"], latency_ms=row["latency_ms"],
             created_at=row["created_at"], hits=row["hits"] + 1,
         )
@@ -258,8 +259,8 @@ class SemanticCache:
         return verdict, min(sim_last, sim_hist) if sim_hist is not None else sim_last
 
     def _rows(self, keys: list[str]) -> dict[str, dict[str, Any]]:
-        import json
-
+        """The candidates' rows; `value` is the stored JSON text, parsed only for the one served
+        (most candidates are rejected, and an answer's JSON is a few KB)."""
         marks = ",".join("?" * len(keys))
         cur = self._dbh.db.execute(
             "SELECT s.key, s.last, s.history, s.exact_hash, s.v_last, s.v_hist, e.value, e.cost_usd,"
@@ -269,7 +270,7 @@ class SemanticCache:
         for r in cur.fetchall():
             out[r[0]] = {
                 "key": r[0], "last": r[1], "history": r[2], "exact_hash": r[3], "v_last": _vec(r[4]),
-                "v_hist": _vec(r[5]), "value": json.loads(r[6]), "cost_usd": r[7], "latency_ms": r[8],
+                "v_hist": _vec(r[5]), "value": r[6], "cost_usd": r[7], "latency_ms": r[8],
                 "created_at": r[9], "hits": r[10], "bytes": r[11], "approx": bool(r[12]),
             }
         return out
@@ -308,8 +309,6 @@ class SemanticCache:
         transaction, one upsert per scope (the writer stores what queued up in one go). `approx`
         marks given vectors that are the fast graph's: their exact ones wait for a lookup that
         needs them (`_exact_row`)."""
-        import json
-
         if vectors is None:
             texts = list(dict.fromkeys(t for q, *_ in items for t in self._texts(q)))
             by_text = dict(zip(texts, self._embedder.embed(texts), strict=True)) if texts else {}
