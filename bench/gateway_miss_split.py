@@ -3,7 +3,7 @@
 An in-process gateway (uvicorn on 127.0.0.1, the real app and engine) over the fake backend
 (`slow-<ms>`); sequential misses through one keep-alive client, so nothing queues. Timers are
 wrapped around the engine's steps and the gateway's own parts (measurement only; nothing else
-changes). The gateway's own share is the client's total minus `Engine.aask`'s wall time.
+changes), with the CPU time of the thread each runs on. The gateway's own share is the client's total minus `Engine.aask`'s wall time.
 
     python bench/gateway_miss_split.py              # 60 requests, the first 10 not counted
     python bench/gateway_miss_split.py --requests 200 --latency-ms 20
@@ -23,15 +23,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 T: dict[str, list[float]] = {}
+CPU: dict[str, list[float]] = {}  # the calling thread's CPU time in the same calls
 
 
 def _timed(label: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     def w(*a: Any, **k: Any) -> Any:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         try:
             return fn(*a, **k)
         finally:
             T.setdefault(label, []).append((time.perf_counter() - t0) * 1000)
+            CPU.setdefault(label, []).append((time.thread_time() - c0) * 1000)
     return w
 
 
@@ -63,9 +65,12 @@ def main() -> int:
     for spec in e.registry.list():
         if spec.is_local:
             e.registry.set_enabled(spec.id, False)
-    for obj, name, label in ((e, "_start", "engine: analysis + request row"),
-                             (e, "_lookup", "engine: L4 get + L1 search"),
+    for obj, name, label in ((e, "_prepare", "engine: plan + analysis + L4 get + L1 search"),
+                             (e, "_start", "engine: analysis + request row"),
+                             (e.levels, "lookup", "engine: L1 search"),
                              (e, "_finish", "engine: L4/L1 store + monitor rows (after latency_ms)"),
+                             (e.levels, "_store_queued", "L1 writer: one batch (off the request path)"),
+                             (e.monitor, "finish_request", "writer: monitor rows (off the request path)"),
                              (e.tunables_store, "load", "tunables load (per call)"),
                              (keys.KeyStore, "verify", "gateway: key verify"),
                              (keys.KeyStore, "charge", "gateway: key charge"),
@@ -99,11 +104,14 @@ def main() -> int:
     med = statistics.median
     print(f"{args.requests - skip} sequential misses, backend {args.latency_ms} ms, load average "
           f"{os.getloadavg()[0]:.1f}; p50 per request:")
+    print(f"  {'':58} {'wall':>7}    {'CPU':>7} (the calling thread's)")
     print(f"  {'client total':58} {med(total[skip:]):7.1f} ms")
     print(f"  {'engine latency_ms (in the response)':58} {med(stamped[skip:]):7.1f} ms")
     for label, v in T.items():
         per = len(v) / args.requests
-        print(f"  {label:58} {med(v[skip:]):7.1f} ms" + (f"  x{per:.0f}" if per > 1 else ""))
+        cpu = med(CPU[label][skip:] or CPU[label]) if label in CPU else None
+        print(f"  {label:58} {med(v[skip:] or v):7.1f} ms" + (f" {cpu:7.2f} ms" if cpu is not None else "")
+              + (f"  x{per:.1f}" if per != 1 else ""))
     gw = med([t - a for t, a in zip(total[skip:], T["engine: aask wall"][skip:], strict=True)])
     print(f"  {'gateway + HTTP (client total - aask wall)':58} {gw:7.1f} ms")
     return 0
