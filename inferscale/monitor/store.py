@@ -4,6 +4,7 @@ request (its calls, cache events and routing decision) land together or not at a
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import time
@@ -26,7 +27,7 @@ class Monitor:
     def start_request(self, request_id: str, prompt: str, strategy: str, router: str, *,
                       source: str = "api", tenant: str | None = None) -> None:
         with self._dbh.tx() as db:
-            db["requests"].insert({
+            _insert(db, "requests", [{
                 "id": request_id,
                 "ts": time.time(),
                 "status": "running",
@@ -38,7 +39,7 @@ class Monitor:
                 "tenant": tenant,
                 "owner_pid": owner.me()[0],
                 "owner_start": owner.me()[1],
-            })
+            }])
 
     def mark_interrupted(self, legacy_after_s: float = 3600.0) -> int:
         """Mark `running` requests whose process has died as `interrupted`; returns how many.
@@ -71,9 +72,9 @@ class Monitor:
         now = time.time()
         with self._dbh.tx() as db:
             if replay is not None:
-                db["request_log"].insert({"request_id": result.request_id, "ts": now, **replay},
-                                         replace=True)
-            db["requests"].update(result.request_id, {
+                _insert(db, "request_log", [{"request_id": result.request_id, "ts": now, **replay}],
+                        replace=True)
+            _update(db, "requests", result.request_id, {
                 "status": "ok",
                 "domain": result.analysis.domain,
                 "complexity": result.analysis.score,
@@ -86,7 +87,7 @@ class Monitor:
                 "latency_ms": result.latency_ms,
             })
             if calls:
-                db["model_calls"].insert_all(
+                _insert(db, "model_calls", [
                     {
                         "request_id": result.request_id,
                         "ts": now,
@@ -101,13 +102,12 @@ class Monitor:
                         "attempt_errors": _attempt_errors(m),
                     }
                     for m in calls
-                )
+                ])
             if cache_events:
-                db["cache_events"].insert_all(
-                    {"request_id": result.request_id, "ts": now, **e} for e in cache_events
-                )
+                _insert(db, "cache_events", [{"request_id": result.request_id, "ts": now, **e}
+                                             for e in cache_events])
             r = result.routing
-            db["routing_decisions"].insert({
+            _insert(db, "routing_decisions", [{
                 "request_id": result.request_id,
                 "ts": now,
                 "policy": r.policy,
@@ -117,14 +117,14 @@ class Monitor:
                 "predicted_cost_usd": r.predicted_cost_usd,
                 "complexity": result.analysis.score,
                 "domain": result.analysis.domain,
-            }, replace=True)
+            }], replace=True)
 
     def fail_request(self, request_id: str, error: str, calls: list[MemberResult]) -> None:
         now = time.time()
         with self._dbh.tx() as db:
-            db["requests"].update(request_id, {"status": "error", "error": redact(error)})
+            _update(db, "requests", request_id, {"status": "error", "error": redact(error)})
             if calls:
-                db["model_calls"].insert_all(
+                _insert(db, "model_calls", [
                     {
                         "request_id": request_id, "ts": now, "model": m.model,
                         "tokens_in": m.tokens_in, "tokens_out": m.tokens_out, "cost_usd": m.cost_usd,
@@ -132,7 +132,7 @@ class Monitor:
                         "attempts": m.attempts, "attempt_errors": _attempt_errors(m),
                     }
                     for m in calls
-                )
+                ])
 
     def record_cooldown(self, cd: Cooldown) -> None:
         """Persist a model's cooldown so other processes (`inferscale stats`, the dashboard) see it."""
@@ -250,6 +250,26 @@ def _percentile(sorted_values: list[float], pct: float) -> float | None:
     # banker's rounding makes that ceil(x) + 1 for some integer x (the p50 of [1, 2] came out 2).
     k = max(0, min(len(sorted_values) - 1, math.ceil(pct / 100 * len(sorted_values) - 1e-9) - 1))
     return sorted_values[k]
+
+
+# The rows of every request are written with plain statements: sqlite-utils' `insert` and `update`
+# read the table's schema on every call (a one-row insert cost 0.06 ms of CPU, an update 0.16,
+# against 0.02 and 0.01 for the same statements plain), and a gateway miss writes six such rows.
+def _insert(db: Any, table: str, rows: list[dict[str, Any]], replace: bool = False) -> None:
+    verb = "INSERT OR REPLACE" if replace else "INSERT"
+    def columns(row: dict[str, Any]) -> tuple[str, ...]:
+        return tuple(row)
+
+    for cols, group in itertools.groupby(rows, key=columns):
+        db.conn.executemany(f"{verb} INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                            [tuple(r.values()) for r in group])
+
+
+def _update(db: Any, table: str, pk: str, values: dict[str, Any]) -> None:
+    cur = db.conn.execute(f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in values)} WHERE id = ?",
+                          [*values.values(), pk])
+    if cur.rowcount == 0:  # as sqlite-utils' update: a missing row is an error, not a silent no-op
+        raise LookupError(f"no row {pk!r} in {table}")
 
 
 def _attempt_errors(m: MemberResult) -> str | None:
