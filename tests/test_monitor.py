@@ -203,3 +203,21 @@ def test_percentile_is_nearest_rank(values: list[float], pct: float, expected: f
     from inferscale.monitor.store import _percentile
 
     assert _percentile(values, pct) == expected
+
+
+def test_a_request_that_never_started_cannot_be_ended_and_leaves_no_rows(tmp_path: Path) -> None:
+    from inferscale.monitor.store import Monitor
+    from inferscale.types import MemberResult
+
+    monitor = Monitor(Database(tmp_path / "state.db"))
+    monitor.start_request("started", "a question of my own", "single", "auto", source="cli", tenant="t1")
+    call = MemberResult(model="m", answer="", latency_ms=1.0, tokens_in=1, tokens_out=0, cost_usd=0.0,
+                        error="APIError: boom", attempt_errors=("APIError",))
+    with pytest.raises(LookupError, match="never-started"):
+        monitor.fail_request("never-started", "it failed", [call])
+    monitor.fail_request("started", "it failed", [call])
+    db = monitor._dbh.db
+    assert db.execute("SELECT id, status, source, tenant, error FROM requests").fetchall() == [
+        ("started", "error", "cli", "t1", "it failed")]
+    assert db.execute("SELECT request_id, model, error_class, attempt_errors FROM model_calls").fetchall() == [
+        ("started", "m", "APIError", '["APIError"]')]
