@@ -3,7 +3,8 @@
 An in-process gateway (uvicorn on 127.0.0.1, the real app and engine) over the fake backend
 (`slow-<ms>`); sequential misses through one keep-alive client, so nothing queues. Timers are
 wrapped around the engine's steps and the gateway's own parts (measurement only; nothing else
-changes), with the CPU time of the thread each runs on. The gateway's own share is the client's total minus `Engine.aask`'s wall time.
+changes), with the CPU time of the thread each runs on. The gateway's own share is the client's
+total minus `Engine.aask`'s wall time.
 
     python bench/gateway_miss_split.py              # 60 requests, the first 10 not counted
     python bench/gateway_miss_split.py --requests 200 --latency-ms 20
