@@ -13,7 +13,9 @@ import pytest
 
 from inferscale import Engine, Settings
 from inferscale.db import Database, apply_migrations
+from inferscale.monitor.store import Monitor
 from inferscale.schema import MIGRATIONS
+from inferscale.types import MemberResult
 from tests.support.fakes import fake_model
 
 ECHO = fake_model("fake-echo", "echo", input_price_per_1m=1.0, output_price_per_1m=1.0)
@@ -206,9 +208,6 @@ def test_percentile_is_nearest_rank(values: list[float], pct: float, expected: f
 
 
 def test_a_request_that_never_started_cannot_be_ended_and_leaves_no_rows(tmp_path: Path) -> None:
-    from inferscale.monitor.store import Monitor
-    from inferscale.types import MemberResult
-
     monitor = Monitor(Database(tmp_path / "state.db"))
     monitor.start_request("started", "a question of my own", "single", "auto", source="cli", tenant="t1")
     call = MemberResult(model="m", answer="", latency_ms=1.0, tokens_in=1, tokens_out=0, cost_usd=0.0,

@@ -257,13 +257,9 @@ def _percentile(sorted_values: list[float], pct: float) -> float | None:
 # against 0.02 and 0.01 for the same statements plain), and a gateway miss writes six such rows.
 def _insert(db: Any, table: str, rows: list[dict[str, Any]], replace: bool = False) -> None:
     verb = "INSERT OR REPLACE" if replace else "INSERT"
-    for cols, group in itertools.groupby(rows, key=_columns):  # one statement per run of like rows
+    for cols, group in itertools.groupby(rows, key=tuple):  # one statement per run of like rows
         db.conn.executemany(f"{verb} INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
                             [tuple(r.values()) for r in group])
-
-
-def _columns(row: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(row)
 
 
 def _update(db: Any, table: str, pk: str, values: dict[str, Any]) -> None:
