@@ -295,3 +295,26 @@ def m012_l1_approximate_vectors(db: sqlite_utils.Database) -> None:
     its exact ones are computed the first time a lookup needs them, as most entries are never a
     candidate that could pass (the gateway's misses paid an exact pass each for nothing)."""
     db.execute("ALTER TABLE semantic_index ADD COLUMN approx INTEGER NOT NULL DEFAULT 0")
+
+
+@migration
+def m013_l1_scope_counters(db: sqlite_utils.Database) -> None:
+    """Entries, inserts and deletes per L1 scope, kept by triggers: a process searching a scope
+    from its own copy of the vectors (`cache/scope_search.py`) reads one row to know whether any
+    process changed the scope since, and whether rows only came (read by rowid) or also went."""
+    db.execute("CREATE TABLE semantic_scopes (scope TEXT PRIMARY KEY, entries INTEGER NOT NULL DEFAULT 0,"
+               " inserts INTEGER NOT NULL DEFAULT 0, deletes INTEGER NOT NULL DEFAULT 0)")
+    db.execute("INSERT INTO semantic_scopes (scope, entries, inserts)"
+               " SELECT scope, COUNT(*), COUNT(*) FROM semantic_index GROUP BY scope")
+    # As in m011: no INSERT OR IGNORE, the outer statement's conflict policy would win.
+    add = ("INSERT INTO semantic_scopes (scope) SELECT NEW.scope"
+           " WHERE NOT EXISTS (SELECT 1 FROM semantic_scopes WHERE scope = NEW.scope);"
+           " UPDATE semantic_scopes SET entries = entries + 1, inserts = inserts + 1 WHERE scope = NEW.scope;")
+    sub = "UPDATE semantic_scopes SET entries = entries - 1, deletes = deletes + 1 WHERE scope = OLD.scope;"
+    db.execute(f"CREATE TRIGGER semantic_scopes_insert AFTER INSERT ON semantic_index BEGIN {add} END")
+    db.execute(f"CREATE TRIGGER semantic_scopes_delete AFTER DELETE ON semantic_index BEGIN {sub} END")
+    # A row moved to another scope keeps its rowid, which need not be above that scope's others:
+    # counted as a delete there too, so a copy finds it by comparing rowids.
+    moved = add.replace("inserts = inserts + 1", "inserts = inserts + 1, deletes = deletes + 1")
+    db.execute(f"CREATE TRIGGER semantic_scopes_update AFTER UPDATE OF scope ON semantic_index"
+               f" WHEN NEW.scope IS NOT OLD.scope BEGIN {sub} {moved} END")

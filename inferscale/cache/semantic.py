@@ -8,8 +8,9 @@ kept there too, so a lost or corrupt Chroma directory is rebuilt from it without
 writer stores keeps the fast graph's vectors its lookup computed (`approx`); a later lookup for
 which it is a candidate that could pass computes its exact ones then, and keeps them.
 
-Lookup: embed the last message (and the earlier turns), ask Chroma for the k nearest entries of the
-same scope, then verify each candidate (`verify.decide`) until one passes. With a judge configured
+Lookup: embed the last message (and the earlier turns), find the k nearest entries of the same
+scope (scanned in-process up to a few thousand entries, `scope_search.py`; Chroma's HNSW index for
+larger scopes), then verify each candidate (`verify.decide`) until one passes. With a judge configured
 (`judge.Judge`, off by default), the best candidate that fell short only on similarity is shown to
 it, once per lookup, and served only if it says yes.
 """
@@ -34,11 +35,11 @@ from .eviction import Eviction, Evictor, Limits, gdsf_priority
 from .judge import Judge, JudgeCall, in_band
 from .lexicon import Lexicon, default_lexicon
 from .scope import Query
+from .scope_search import ScopeSearch, search_vector
 from .turns import Candidate
 from .verify import SpanSimilarity, Verdict, VerifyConfig
 
 log = logging.getLogger(__name__)
-HISTORY_WEIGHT = 0.5  # share of the earlier turns in the search vector
 # Largest gap between a similarity from the fast int8 vectors and the exact one: 0.041 over the
 # 1,080 fow-cache comparisons (p99 0.026), with headroom. See `embeddings.build_fast_model`.
 FAST_MARGIN = 0.06
@@ -51,10 +52,7 @@ class Vectors:
 
     @property
     def search(self) -> np.ndarray:
-        if self.history is None:
-            return self.last
-        v = self.last + HISTORY_WEIGHT * self.history
-        return v / (np.linalg.norm(v) or 1.0)
+        return self.last if self.history is None else search_vector(self.last, self.history)
 
 
 @dataclass(frozen=True)
@@ -101,6 +99,7 @@ class SemanticCache:
         self._dbh = database
         self._lexicon = lexicon  # None: the configured models directory's, opened on first lookup
         self.index = index
+        self.scopes = ScopeSearch(database)  # small scopes; Chroma answers the others
         self._embedder = embedder
         self.evictor = Evictor(database)
         self.k = k
@@ -172,7 +171,7 @@ class SemanticCache:
             self._ensure_consistent()
             vec = vectors or self.vectors(q, fast=fast)
             exact = None if fast else vec
-            hits = self.index.query(vec.search, q.scope_key, self.k)
+            hits, from_chroma = self._nearest(q.scope_key, vec.search)
         except IndexUnavailable as exc:
             log.warning("L1 skipped: %s", exc)
             return LookupResult(None, error=str(exc))
@@ -180,7 +179,9 @@ class SemanticCache:
             return LookupResult(None)
         rows = self._rows([i for i, _ in hits])
         orphans = [i for i, _ in hits if i not in rows]
-        if orphans:  # a vector whose row is gone (a crash between the two writes): drop it
+        # A vector from Chroma whose row is gone (a crash between the two writes): drop it. A key
+        # from the in-process copy without a row was deleted since the copy's catch-up: skipped.
+        if orphans and from_chroma:
             self._safe_delete(orphans)
         now = time.time()
         query_c = Candidate(q.last, q.history, q.exact_hash)
@@ -210,6 +211,11 @@ class SemanticCache:
             return LookupResult(self._serve(row, sim, verdict.reason), candidates=len(hits),
                                 rejected=tuple(rejected))
         return self._judged(judge, borderline, query_c, rejected, len(hits))
+
+    def _nearest(self, scope: str, search: np.ndarray) -> tuple[list[tuple[str, float]], bool]:
+        """The k nearest entries, and whether Chroma gave them (the scope is too large for a scan)."""
+        hits = self.scopes.nearest(scope, search, self.k)
+        return (hits, False) if hits is not None else (self.index.query(search, scope, self.k), True)
 
     def _prechecked(self, row: dict[str, Any], query: Candidate, exact: Vectors | None, fast: Vectors,
                     config: VerifyConfig, lexicon: Lexicon, judge: Judge | None) -> tuple[dict[str, Any], str | None]:

@@ -31,7 +31,7 @@ from ..blas import single_thread
 from ..cache.chat import decide
 from ..cache.levels import limits_for, verify_config
 from ..cache.lexicon import default_lexicon
-from ..cache.semantic import HISTORY_WEIGHT
+from ..cache.scope_search import HISTORY_WEIGHT
 from ..cache.turns import Candidate
 from ..cache.verify import SpanSimilarity, VerifyConfig
 from ..settings import Tunables
