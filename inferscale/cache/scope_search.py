@@ -121,9 +121,9 @@ class ScopeSearch:
         copy.vectors = copy.vectors[keep]
         missing = sorted(r for r, h in now - had)
         out: list[tuple[int, str, str, np.ndarray]] = []
-        for i in range(0, len(missing), 900):  # under SQLite's limit on bound parameters
+        for i in range(0, len(missing), 900):  # under SQLite's limit of bound parameters
             chunk = missing[i:i + 900]
-            out += self._read(f"rowid IN ({','.join('?' * len(chunk))})", chunk)
+            out += self._read(f"scope = ? AND rowid IN ({','.join('?' * len(chunk))})", [scope, *chunk])
         return out
 
     def _read(self, where: str, params: Sequence[object]) -> list[tuple[int, str, str, np.ndarray]]:
@@ -152,7 +152,3 @@ class ScopeSearch:
         while total > self.max_rows and len(self._copies) > 1:
             _, dropped = self._copies.popitem(last=False)
             total -= dropped.n
-
-    def forget(self) -> None:
-        with self._lock:
-            self._copies.clear()
