@@ -53,7 +53,8 @@ class _Copy:
         return len(self.keys)
 
 
-def _vec(b: bytes | None) -> np.ndarray | None:
+def blob_vector(b: bytes | None) -> np.ndarray | None:
+    """A vector as SQLite keeps it (float32 bytes), or None."""
     return None if b is None else np.frombuffer(b, dtype=np.float32)
 
 
@@ -129,7 +130,7 @@ class ScopeSearch:
     def _read(self, where: str, params: Sequence[object]) -> list[tuple[int, str, str, np.ndarray]]:
         cur = self._dbh.db.execute(f"SELECT rowid, key, exact_hash, v_last, v_hist FROM semantic_index"
                                    f" WHERE {where}", params)
-        return [(int(r), key, h, search_vector(np.frombuffer(last, dtype=np.float32), _vec(hist)))
+        return [(int(r), key, h, search_vector(np.frombuffer(last, dtype=np.float32), blob_vector(hist)))
                 for r, key, h, last, hist in cur.fetchall()]
 
     @staticmethod

@@ -36,6 +36,7 @@ from .judge import Judge, JudgeCall, in_band
 from .lexicon import Lexicon, default_lexicon
 from .scope import Query
 from .scope_search import ScopeSearch, search_vector
+from .scope_search import blob_vector as _vec
 from .turns import Candidate
 from .verify import SpanSimilarity, Verdict, VerifyConfig
 
@@ -87,10 +88,6 @@ def entry_key(q: Query) -> str:
 
 def _blob(v: np.ndarray | None) -> bytes | None:
     return None if v is None else np.asarray(v, dtype=np.float32).tobytes()
-
-
-def _vec(b: bytes | None) -> np.ndarray | None:
-    return None if b is None else np.frombuffer(b, dtype=np.float32)
 
 
 class SemanticCache:
