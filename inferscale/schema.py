@@ -318,3 +318,13 @@ def m013_l1_scope_counters(db: sqlite_utils.Database) -> None:
     moved = add.replace("inserts = inserts + 1", "inserts = inserts + 1, deletes = deletes + 1")
     db.execute(f"CREATE TRIGGER semantic_scopes_update AFTER UPDATE OF scope ON semantic_index"
                f" WHEN NEW.scope IS NOT OLD.scope BEGIN {sub} {moved} END")
+
+
+@migration
+def m014_l1_scope_promotion(db: sqlite_utils.Database) -> None:
+    """Whether Chroma holds a scope's vectors (`cache/chroma_mirror.py`): 0 SQLite only (searched
+    in-process), 1 being promoted, 2 promoted. Every scope of an existing home is in Chroma; those
+    over 5,000 entries (the default `l1_scan_max` when this was written) stay there, the smaller
+    ones are searched in-process and their vectors leave Chroma at the next `reconcile`."""
+    db.execute("ALTER TABLE semantic_scopes ADD COLUMN indexed INTEGER NOT NULL DEFAULT 0")
+    db.execute("UPDATE semantic_scopes SET indexed = 2 WHERE entries > 5000")

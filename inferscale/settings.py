@@ -64,6 +64,9 @@ class Settings:
     local_n_ctx: int = 4096  # llama.cpp context actually allocated (caps the model's window)
     models_dir_override: Path | None = None  # INFERSCALE_MODELS_DIR: share model files across homes
     embedding_backend: str = "onnx-int8"  # INFERSCALE_EMBEDDING_BACKEND: "onnx-int8" or "torch"
+    # INFERSCALE_L1_SCAN_MAX: entries up to which an L1 scope is searched in-process from SQLite's
+    # vectors and not written to Chroma (cache/chroma_mirror.py); 0 puts every scope in Chroma.
+    l1_scan_max: int = 5000
 
     @classmethod
     def from_env(cls, home: str | Path | None = None, **overrides: Any) -> Settings:
@@ -85,6 +88,8 @@ class Settings:
             kw["models_dir_override"] = Path(v).expanduser().resolve()
         if v := os.environ.get("INFERSCALE_EMBEDDING_BACKEND"):
             kw["embedding_backend"] = v.strip()
+        if v := os.environ.get("INFERSCALE_L1_SCAN_MAX"):
+            kw["l1_scan_max"] = _count_env("INFERSCALE_L1_SCAN_MAX", v)
         if v := os.environ.get("INFERSCALE_MODELS_YAML"):
             kw["models_yaml"] = Path(v)
         kw.update(overrides)
@@ -121,6 +126,16 @@ def _positive_float(name: str, raw: str) -> float:
         raise ConfigError(f"{name}={raw!r} is not a number") from None
     if not math.isfinite(value) or value < 0:
         raise ConfigError(f"{name}={raw!r} must be a finite number >= 0")
+    return value
+
+
+def _count_env(name: str, raw: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if value < 0:
+        raise ConfigError(f"{name}={raw!r} must be >= 0")
     return value
 
 

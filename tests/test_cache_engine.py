@@ -75,7 +75,7 @@ def test_stats_report_every_level(make_engine, server) -> None:
 
 
 def test_capacity_from_tunables_evicts_and_records(make_engine, server) -> None:
-    engine = make_engine(ECHO)
+    engine = make_engine(ECHO, l1_scan_max=0)  # every scope in Chroma
     engine.tunables_store.set("cache_l4_max_entries", "2")
     engine.tunables_store.set("cache_l1_max_entries", "2")
     for i in range(4):

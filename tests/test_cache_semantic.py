@@ -22,7 +22,9 @@ _EMBEDDER = Embedder()
 
 
 def _cache(home: Path) -> SemanticCache:
-    return SemanticCache(Database(home / "t.db"), ChromaIndex(home / "chroma"), _EMBEDDER)
+    # Every scope in Chroma from its first entry, so these tests keep SQLite and Chroma in step;
+    # tests/test_scope_search.py covers scopes searched in-process and their promotion.
+    return SemanticCache(Database(home / "t.db"), ChromaIndex(home / "chroma"), _EMBEDDER, max_scope=0)
 
 
 def _q(text: str, history: list[tuple[str, str]] = (), **scope) -> object:

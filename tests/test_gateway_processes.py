@@ -1,7 +1,7 @@
 """Several processes, one home: `inferscale serve --workers 2`, a concurrent `inferscale batch` and
-a dashboard process (the Playground page run by AppTest) write the same L1 index through the Chroma
-server `serve` runs. Afterwards every L1 entry is findable, reconcile has nothing to repair and
-SQLite's integrity check passes."""
+a dashboard process (the Playground page run by AppTest) write the same L1 cache: SQLite, and
+for the scopes promoted to Chroma mid-run the Chroma server `serve` runs. Afterwards every L1 entry
+is findable, reconcile has nothing to repair and SQLite's integrity check passes."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from inferscale.settings import REPO_ROOT
 from tests.support.fakes import fake_model
 
 GATEWAY, BATCH, DASHBOARD = 700, 285, 15
+SCAN_MAX = 100
 
 DASHBOARD_SCRIPT = """
 import sys
@@ -53,7 +54,9 @@ def test_serve_two_workers_a_batch_and_the_dashboard_share_one_home(make_engine,
     from inferscale.gateway.keys import KeyStore
 
     key = KeyStore(engine.database).create("multi")[1]
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    # Scopes over 100 entries go to Chroma: the gateway's and the batch's are promoted mid-run,
+    # while the other processes write them; the dashboard's stays searched in-process.
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), INFERSCALE_L1_SCAN_MAX=str(SCAN_MAX))
     port = _free_port()
     t_start = time.monotonic()
     serve = subprocess.Popen([sys.executable, "-m", "inferscale", "serve", "--workers", "2", "--port", str(port)],
@@ -124,20 +127,28 @@ def test_serve_two_workers_a_batch_and_the_dashboard_share_one_home(make_engine,
     # Now one process opens the directory the server wrote, embedded.
     from inferscale import Engine, Settings
 
-    after = Engine(Settings.from_env(home))
+    after = Engine(Settings.from_env(home, l1_scan_max=SCAN_MAX))
     db = after.database.db
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert db.execute("SELECT source, status, COUNT(*) FROM requests GROUP BY 1, 2 ORDER BY 1").fetchall() == [
         ("batch", "ok", BATCH), ("gateway", "ok", GATEWAY), ("playground", "ok", DASHBOARD)]
     sem = after.levels.semantic
-    rows = db.execute("SELECT key, scope, v_last, v_hist FROM semantic_index").fetchall()
+    rows = db.execute("SELECT s.key, s.scope, s.v_last, s.v_hist, p.indexed FROM semantic_index s"
+                      " JOIN semantic_scopes p ON p.scope = s.scope").fetchall()
     assert len(rows) >= 0.9 * (GATEWAY + BATCH + DASHBOARD)  # (a few near-duplicates may hit L1)
-    assert sem.index.remote is None and sem.index.count() == len(rows)
+    scopes = db.execute("SELECT entries > ?, indexed, COUNT(*) FROM semantic_scopes GROUP BY 1, 2",
+                        [SCAN_MAX]).fetchall()
+    assert sorted(scopes) == [(0, 0, 1), (1, 2, 2)], scopes  # the two large ones promoted, in full
+    promoted = [r for r in rows if r[4] == 2]
+    assert sem.index.remote is None and sem.index.count() == len(promoted)
+    from inferscale.cache.scope_search import ScopeSearch
     from inferscale.cache.semantic import Vectors
 
-    for key_, scope, v_last, v_hist in rows:
+    scan = ScopeSearch(after.database, max_scope=10**6)  # finds every row of any scope in SQLite
+    for key_, scope, v_last, v_hist, indexed in rows:
         vec = Vectors(np.frombuffer(v_last, dtype=np.float32),
                       None if v_hist is None else np.frombuffer(v_hist, dtype=np.float32)).search
-        assert key_ in [k for k, _ in sem.index.query(vec, scope, 4)], key_
+        found = sem.index.query(vec, scope, 4) if indexed == 2 else scan.nearest(scope, vec, 4)
+        assert key_ in [k for k, _ in found], key_
     assert sem.reconcile() == {"removed_vectors": 0, "added_vectors": 0}
     assert Path(home / "chroma").is_dir()

@@ -240,7 +240,7 @@ def test_a_question_no_queued_entry_could_answer_does_not_wait_for_the_writer(ma
 
 
 def test_queued_semantic_entries_are_stored_in_one_batch_and_each_is_found(make_engine, server) -> None:
-    engine = make_engine(fake_model("fake-echo"))
+    engine = make_engine(fake_model("fake-echo"), l1_scan_max=0)  # every scope in Chroma
     index = engine.levels.semantic.index
     adds = _spy_adds(engine)
     gate = _hold(engine)
@@ -261,7 +261,7 @@ def test_queued_semantic_entries_are_stored_in_one_batch_and_each_is_found(make_
 def test_the_l1_writer_lets_a_batch_fill_but_a_lookup_that_needs_it_does_not_wait(
         make_engine, server, monkeypatch) -> None:
     monkeypatch.setattr(levels, "L1_LINGER_S", 30.0)  # only a full batch or a waiting caller ends it
-    engine = make_engine(fake_model("fake-echo"))
+    engine = make_engine(fake_model("fake-echo"), l1_scan_max=0)  # every scope in Chroma
     adds = _spy_adds(engine)
     questions = ["why does bread go stale?", "how do tides follow the moon?", "what do otters eat?"]
     for q in questions:
@@ -278,7 +278,7 @@ def test_a_full_l1_batch_is_written_at_once_and_flush_does_not_wait_for_the_ling
         make_engine, server, monkeypatch) -> None:
     monkeypatch.setattr(levels, "L1_LINGER_S", 30.0)
     monkeypatch.setattr(levels, "L1_BATCH", 4)
-    engine = make_engine(fake_model("fake-echo"))
+    engine = make_engine(fake_model("fake-echo"), l1_scan_max=0)  # every scope in Chroma
     adds = _spy_adds(engine)
     for q in ["which fish live longest?", "why is the sea salty?", "how do kites stay up?",
               "what makes thunder rumble?"]:
@@ -291,7 +291,7 @@ def test_a_full_l1_batch_is_written_at_once_and_flush_does_not_wait_for_the_ling
 
 
 def test_semantic_stores_do_not_queue_behind_the_monitors_rows(make_engine, server) -> None:
-    engine = make_engine(fake_model("fake-echo"))
+    engine = make_engine(fake_model("fake-echo"), l1_scan_max=0)  # every scope in Chroma
     gate = threading.Event()
     engine.writer.submit(gate.wait, 30)  # the monitor's and exact levels' writer only
     try:

@@ -112,7 +112,8 @@ class CacheLevels:
     def __init__(self, settings: Settings, database: Database, embedder: Embedder,
                  writer: WriteBehind | None = None, l1_writer: WriteBehind | None = None) -> None:
         self.exact = ExactCache(database)
-        self.semantic = SemanticCache(database, ChromaIndex(settings.chroma_dir), embedder)
+        self.semantic = SemanticCache(database, ChromaIndex(settings.chroma_dir), embedder,
+                                      max_scope=settings.l1_scan_max)
         self.writer = writer
         self.l1_writer = l1_writer or writer  # L1 stores (see the module's docstring)
         self._writes: dict[str, int] = defaultdict(int)

@@ -3,7 +3,8 @@
 For a scope of a few thousand entries an exact scan with numpy takes well under a millisecond,
 while asking Chroma costs a round trip and ~1.3 ms of this process's CPU (its HTTP client, under the
 interpreter lock the gateway's requests share). So a scope up to `max_scope` entries is searched
-here, and Chroma (its HNSW index, still written for every entry) answers the larger ones.
+here, and Chroma (its HNSW index) answers the larger ones; smaller scopes are not written to
+Chroma at all (`chroma_mirror.py`).
 
 Each process keeps a copy of a scope's search vectors and catches up before every search from
 per-scope counters that triggers keep in SQLite (`semantic_scopes`, migration m013): other
@@ -29,6 +30,8 @@ import numpy as np
 from ..db import Database
 from ..embeddings import DIM
 
+# `semantic_scopes.indexed`: whether Chroma holds a scope (`chroma_mirror.py`)
+SQLITE_ONLY, PROMOTING, PROMOTED = 0, 1, 2
 HISTORY_WEIGHT = 0.5  # share of the earlier turns in the search vector (as `semantic.Vectors.search`)
 MAX_SCOPE = 5000  # entries up to which a scope is scanned here: 7.7 MB of vectors, ~0.3 ms a scan
 MAX_ROWS = 40000  # all scopes' copies together: ~61 MB
@@ -68,13 +71,14 @@ class ScopeSearch:
 
     def nearest(self, scope: str, vector: np.ndarray, k: int) -> list[tuple[str, float]] | None:
         """The `k` entries of `scope` nearest to `vector` (unit length), with their cosine
-        similarity, best first; None when the scope is too large to search here."""
-        got = self._dbh.db.execute("SELECT entries, inserts, deletes FROM semantic_scopes WHERE scope = ?",
-                                   [scope]).fetchone()
+        similarity, best first; None when the scope is too large to search here and Chroma holds
+        it (a scope not yet promoted is searched here whatever its size, `chroma_mirror.py`)."""
+        got = self._dbh.db.execute("SELECT entries, inserts, deletes, indexed FROM semantic_scopes"
+                                   " WHERE scope = ?", [scope]).fetchone()
         if got is None or got[0] <= 0:
             return []
-        entries, inserts, deletes = (int(x) for x in got)
-        if entries > self.max_scope:
+        entries, inserts, deletes, indexed = (int(x) for x in got)
+        if entries > self.max_scope and indexed == PROMOTED:
             with self._lock:
                 self._copies.pop(scope, None)
             return None

@@ -1,10 +1,11 @@
 """L1, the semantic level: a cached final answer served for a prompt that means the same.
 
 Each entry is a row in `cache_entries` (level L1: the answer, its cost, hits, GDSF priority) plus a
-row in `semantic_index` (scope, the compared texts, their MiniLM vectors) and a vector in Chroma
-(for the nearest-neighbour search inside the scope). SQLite is the source of truth: the vectors are
-kept there too, so a lost or corrupt Chroma directory is rebuilt from it without re-embedding, and
-`reconcile()` removes vectors whose rows are gone (and re-adds the reverse). An entry the engine's
+row in `semantic_index` (scope, the compared texts, their MiniLM vectors), and for a scope of more
+than a few thousand entries a vector in Chroma (for the nearest-neighbour search inside the scope;
+`chroma_mirror.py`). SQLite is the source of truth: the vectors are kept there, so a lost or
+corrupt Chroma directory is rebuilt from it without re-embedding, and `reconcile()` removes
+vectors whose rows are gone (and re-adds the reverse). An entry the engine's
 writer stores keeps the fast graph's vectors its lookup computed (`approx`); a later lookup for
 which it is a candidate that could pass computes its exact ones then, and keeps them.
 
@@ -20,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,11 +31,12 @@ from ..db import Database
 from ..embeddings import DIM, Embedder
 from .chat import decide
 from .chroma_index import ChromaIndex, IndexUnavailable
+from .chroma_mirror import ChromaMirror
 from .eviction import Eviction, Evictor, Limits, gdsf_priority
 from .judge import Judge, JudgeCall, in_band
 from .lexicon import Lexicon, default_lexicon
 from .scope import Query
-from .scope_search import ScopeSearch, search_vector
+from .scope_search import MAX_SCOPE, ScopeSearch, search_vector
 from .scope_search import blob_vector as _vec
 from .turns import Candidate
 from .verify import SpanSimilarity, Verdict, VerifyConfig
@@ -92,16 +93,17 @@ def _blob(v: np.ndarray | None) -> bytes | None:
 
 class SemanticCache:
     def __init__(self, database: Database, index: ChromaIndex, embedder: Embedder, k: int = 4,
-                 lexicon: Lexicon | None = None) -> None:
+                 lexicon: Lexicon | None = None, max_scope: int = MAX_SCOPE) -> None:
+        """`max_scope`: entries up to which a scope is searched in-process and kept out of
+        Chroma (0: every scope in Chroma from its first entry)."""
         self._dbh = database
         self._lexicon = lexicon  # None: the configured models directory's, opened on first lookup
         self.index = index
-        self.scopes = ScopeSearch(database)  # small scopes; Chroma answers the others
+        self.scopes = ScopeSearch(database, max_scope=max_scope)  # small scopes; Chroma the others
+        self.mirror = ChromaMirror(database, index, max_scope)
         self._embedder = embedder
         self.evictor = Evictor(database)
         self.k = k
-        self._checked = False
-        self._check_lock = threading.Lock()
 
     # -- vectors --------------------------------------------------------------------------------
     @staticmethod
@@ -165,7 +167,7 @@ class SemanticCache:
             vectors = Vectors(memo[0], memo[1] if q.history else None)
         fast = vectors is None and self._embedder.fast is not None
         try:
-            self._ensure_consistent()
+            self.mirror.ensure_consistent()
             vec = vectors or self.vectors(q, fast=fast)
             exact = None if fast else vec
             hits, from_chroma = self._nearest(q.scope_key, vec.search)
@@ -303,13 +305,14 @@ class SemanticCache:
     # -- writes ---------------------------------------------------------------------------------
     def put(self, q: Query, value: dict[str, Any], cost_usd: float, latency_ms: float,
             vectors: Vectors | None = None) -> str | None:
-        """Store an answer for `q`. Returns the entry key, or None if Chroma is unavailable."""
+        """Store an answer for `q`. Returns the entry key, or None if its scope is in Chroma and
+        Chroma is unavailable."""
         return self.put_many([(q, value, cost_usd, latency_ms)], [vectors] if vectors else None)[0]
 
     def put_many(self, items: list[tuple[Query, dict[str, Any], float, float]],
                  vectors: list[Vectors] | None = None, approx: list[bool] | None = None) -> list[str | None]:
         """`put` for several answers at once: one exact pass for the texts not memoised, one
-        transaction, one upsert per scope (the writer stores what queued up in one go). `approx`
+        transaction, one upsert per scope Chroma holds (the writer stores what queued up in one go). `approx`
         marks given vectors that are the fast graph's: their exact ones wait for a lookup that
         needs them (`_exact_row`)."""
         if vectors is None:
@@ -337,23 +340,27 @@ class SemanticCache:
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [key, q.scope_key, q.last, q.history, q.exact_hash, _blob(vec.last), _blob(vec.history),
                      int(flags[i])])
-        keys = list(latest)
-        try:
-            self.index.add(keys, np.stack([vectors[latest[k]].search for k in keys]),
-                           [items[latest[k]][0].scope_key for k in keys])
-        except IndexUnavailable as exc:  # keep SQLite and Chroma in step: undo the rows
-            log.warning("L1 store skipped: %s", exc)
-            with self._dbh.tx() as db:
-                db.conn.executemany("DELETE FROM cache_entries WHERE key = ?", [[k] for k in keys])
-            return [None] * len(items)
-        return [entry_key(q) for q, *_ in items]
+            in_chroma, grown = self.mirror.mark(db, {items[i][0].scope_key for i in latest.values()})
+        failed: set[str] = set()
+        if keys := [k for k, i in latest.items() if items[i][0].scope_key in in_chroma]:
+            try:
+                self.index.add(keys, np.stack([vectors[latest[k]].search for k in keys]),
+                               [items[latest[k]][0].scope_key for k in keys])
+            except IndexUnavailable as exc:  # keep SQLite and Chroma in step: undo the rows
+                log.warning("L1 store skipped: %s", exc)
+                with self._dbh.tx() as db:
+                    db.conn.executemany("DELETE FROM cache_entries WHERE key = ?", [[k] for k in keys])
+                failed = set(keys)
+        for scope in grown:  # past `max_scope` with these rows: Chroma takes the scope over
+            self.mirror.promote(scope)
+        return [None if (key := entry_key(q)) in failed else key for q, *_ in items]
 
     def evict(self, limits: Limits) -> list[Eviction]:
         """TTL and capacity for L1; the vectors go in the same step as their rows."""
-        return self.evictor.enforce("L1", limits, before_delete=self.index.delete)
+        return self.evictor.enforce("L1", limits, before_delete=self.mirror.drop)
 
     def delete(self, keys: list[str]) -> None:
-        self.index.delete(keys)
+        self.mirror.drop(keys)
         with self._dbh.tx() as db:
             db.conn.executemany("DELETE FROM cache_entries WHERE key = ?", [[k] for k in keys])
 
@@ -367,31 +374,6 @@ class SemanticCache:
     def count(self) -> int:
         return int(self._dbh.db.execute("SELECT COUNT(*) FROM semantic_index").fetchone()[0])
 
-    def _ensure_consistent(self) -> None:
-        if self._checked:
-            return
-        with self._check_lock:
-            if not self._checked:
-                if self.index.rebuilt or self.index.count() != self.count():
-                    self.reconcile()
-                self._checked = True
-
     def reconcile(self) -> dict[str, int]:
-        """Make Chroma hold exactly the vectors of the rows in SQLite (after a crash, a rebuild)."""
-        in_chroma = self.index.ids()
-        rows = self._dbh.db.execute("SELECT key FROM semantic_index").fetchall()
-        in_sql = {r[0] for r in rows}
-        orphans = sorted(in_chroma - in_sql)
-        missing = sorted(in_sql - in_chroma)
-        for i in range(0, len(orphans), 1000):
-            self.index.delete(orphans[i:i + 1000])
-        for i in range(0, len(missing), 1000):
-            chunk = missing[i:i + 1000]
-            marks = ",".join("?" * len(chunk))
-            got = self._dbh.db.execute(
-                f"SELECT key, scope, v_last, v_hist FROM semantic_index WHERE key IN ({marks})", chunk
-            ).fetchall()
-            vecs = [Vectors(np.frombuffer(r[2], dtype=np.float32), _vec(r[3])).search for r in got]
-            self.index.add([r[0] for r in got], np.stack(vecs), [r[1] for r in got])
-        self.index.rebuilt = False
-        return {"removed_vectors": len(orphans), "added_vectors": len(missing)}
+        """Make Chroma hold exactly the vectors of the rows of the scopes it holds."""
+        return self.mirror.reconcile()
