@@ -396,7 +396,8 @@ def test_a_streamed_single_falls_back_before_its_first_token(gw) -> None:
         ("fake-500", "InternalServerError"), ("fake-drip", None)]
 
 
-def test_an_embedded_owner_keeps_other_processes_off_the_chroma_directory(make_engine, home, cli) -> None:
+def test_an_embedded_owner_keeps_other_processes_off_the_chroma_directory(make_engine, home, cli,
+                                                                         monkeypatch) -> None:
     from inferscale.cache import chroma_server
     from inferscale.settings import Settings
     from tests.support.fakes import assert_one_line_error
@@ -405,10 +406,19 @@ def test_an_embedded_owner_keeps_other_processes_off_the_chroma_directory(make_e
     chroma_dir = Settings.from_env(home).chroma_dir
     chroma_server.acquire(chroma_dir, "embedded")  # this process now owns it, as the CLI would
     try:
-        # Another process still answers, with L1 skipped (a miss, never a second writer)...
+        # Another process still answers. Its scope is small, searched in-process from SQLite and
+        # never written to Chroma, so L1 works there without the directory...
         proc = cli("ask", "who owns the index?", "--models", "fake-echo", "--json")
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stdout)["answer"] == "echo: who owns the index?"
+        again = cli("ask", "Who owns the index", "--models", "fake-echo", "--json")
+        assert again.returncode == 0 and json.loads(again.stdout)["cache"]["level"] == "L1", again.stdout
+        # ...while a scope Chroma holds is skipped there (a miss, never a second writer).
+        with make_engine(*MODELS[:1]).database.tx() as db:
+            db.execute("UPDATE semantic_scopes SET indexed = 2")
+        monkeypatch.setenv("INFERSCALE_L1_SCAN_MAX", "0")  # its one entry is then past the scan
+        third = cli("ask", "Who owns the index?!", "--models", "fake-echo", "--json")
+        assert third.returncode == 0 and json.loads(third.stdout)["cache"] is None, third.stdout
         # ...and serve refuses to start a server over a directory someone has open.
         line = assert_one_line_error(cli("serve", "--port", "1", timeout=120))
         assert "open in another process" in line and "inferscale serve" in line

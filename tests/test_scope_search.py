@@ -172,3 +172,16 @@ def test_counters_follow_every_write_and_the_migration_counts_existing_rows(home
     truth = dict(old.db.execute("SELECT scope, COUNT(*) FROM semantic_index GROUP BY scope").fetchall())
     kept = dict(old.db.execute("SELECT scope, entries FROM semantic_scopes WHERE entries > 0").fetchall())
     assert kept == truth and sum(truth.values()) == 2
+
+
+def test_the_scan_bound_comes_from_the_environment_and_a_bad_one_is_named(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from inferscale.errors import ConfigError
+    from inferscale.settings import Settings
+
+    monkeypatch.setenv("INFERSCALE_L1_SCAN_MAX", "250")
+    assert Settings.from_env(home).l1_scan_max == 250
+    for bad, says in (("lots", "not a whole number"), ("-1", "must be >= 0"), ("2.5", "not a whole number")):
+        monkeypatch.setenv("INFERSCALE_L1_SCAN_MAX", bad)
+        with pytest.raises(ConfigError, match=f"INFERSCALE_L1_SCAN_MAX={bad!r} {says}"):
+            Settings.from_env(home)
