@@ -181,7 +181,7 @@ def test_the_scan_bound_comes_from_the_environment_and_a_bad_one_is_named(
 
     monkeypatch.setenv("INFERSCALE_L1_SCAN_MAX", "250")
     assert Settings.from_env(home).l1_scan_max == 250
-    for bad, says in (("lots", "not a whole number"), ("-1", "must be >= 0"), ("2.5", "not a whole number")):
+    for bad, says in (("lots", "is not a whole number"), ("-1", "must be >= 0"), ("2.5", "is not a whole number")):
         monkeypatch.setenv("INFERSCALE_L1_SCAN_MAX", bad)
         with pytest.raises(ConfigError, match=f"INFERSCALE_L1_SCAN_MAX={bad!r} {says}"):
             Settings.from_env(home)
