@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             ids.append(key)
             vecs.append(v)
             text = f"Synthetic question {i} about topic {i % 977}?"
-            rows.append((key, scope, text, "", f"h{i}", v.tobytes(), None))
+            rows.append((key, scope, text, "", f"h{i}", v.tobytes(), None, 0))
             erows.append((key, "L1", '{"answer": "a"}', 0.001, 500.0, 100, time.time(), time.time(), 0, 1.0))
             erows.append((cache_key("L4", i=i), "L4", '{"answer": "a"}', 0.001, 500.0, 100, time.time(),
                           time.time(), 0, 1.0))
@@ -169,7 +169,10 @@ def main(argv: list[str] | None = None) -> int:
             d.conn.executemany("INSERT INTO cache_entries (key, level, value, cost_usd, latency_ms, bytes,"
                                " created_at, last_hit_at, hits, priority) VALUES (?,?,?,?,?,?,?,?,?,?)",
                                erows)
-            d.conn.executemany("INSERT INTO semantic_index VALUES (?,?,?,?,?,?,?)", rows)
+            d.conn.executemany("INSERT INTO semantic_index (key, scope, last, history, exact_hash, v_last,"
+                               " v_hist, approx) VALUES (?,?,?,?,?,?,?,?)", rows)
+            # The vectors go to Chroma directly below: the scope is one Chroma holds (promoted).
+            d.execute("UPDATE semantic_scopes SET indexed = 2 WHERE scope = ?", [scope])
         cache.index.add(ids, np.stack(vecs), [scope] * len(ids))
     fill_s = time.perf_counter() - t0
     filled = rss_mb()
