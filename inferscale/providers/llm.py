@@ -67,6 +67,18 @@ def litellm_module(settings: Settings) -> Any:
         return _litellm
 
 
+async def aclose_clients() -> None:
+    """Close litellm's pooled async HTTP clients, on the loop they are bound to (call it there);
+    nothing when litellm was never loaded in this process."""
+    if _litellm is None:
+        return
+    try:
+        from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_clients
+    except ImportError:  # another litellm layout: its own exit hook still closes them
+        return
+    await close_litellm_async_clients()
+
+
 _registered_cpu_hour_usd: float | None = None
 
 
