@@ -40,6 +40,10 @@ def prepare_offline_env() -> None:
     os.environ.setdefault("TQDM_DISABLE", "1")
 
 
+# Entries up to which an L1 scope is scanned in-process: 7.7 MB of vectors, ~0.3 ms a scan.
+L1_SCAN_MAX = 5000
+
+
 @dataclass(frozen=True)
 class Settings:
     """Process-wide configuration. Build with `Settings.from_env()` and pass it explicitly."""
@@ -66,7 +70,7 @@ class Settings:
     embedding_backend: str = "onnx-int8"  # INFERSCALE_EMBEDDING_BACKEND: "onnx-int8" or "torch"
     # INFERSCALE_L1_SCAN_MAX: entries up to which an L1 scope is searched in-process from SQLite's
     # vectors and not written to Chroma (cache/chroma_mirror.py); 0 puts every scope in Chroma.
-    l1_scan_max: int = 5000
+    l1_scan_max: int = L1_SCAN_MAX
 
     @classmethod
     def from_env(cls, home: str | Path | None = None, **overrides: Any) -> Settings:

@@ -29,11 +29,12 @@ import numpy as np
 
 from ..db import Database
 from ..embeddings import DIM
+from ..settings import L1_SCAN_MAX
 
 # `semantic_scopes.indexed`: whether Chroma holds a scope (`chroma_mirror.py`)
 SQLITE_ONLY, PROMOTING, PROMOTED = 0, 1, 2
 HISTORY_WEIGHT = 0.5  # share of the earlier turns in the search vector (as `semantic.Vectors.search`)
-MAX_SCOPE = 5000  # entries up to which a scope is scanned here: 7.7 MB of vectors, ~0.3 ms a scan
+MAX_SCOPE = L1_SCAN_MAX  # the default of `Settings.l1_scan_max`
 MAX_ROWS = 40000  # all scopes' copies together: ~61 MB
 
 
