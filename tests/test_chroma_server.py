@@ -53,6 +53,21 @@ def test_the_server_runs_on_its_config_and_queries_see_every_write_at_once(serve
     assert ours.count() == 121
 
 
+def test_a_stopped_server_leaves_its_data_and_none_of_its_files(tmp_path) -> None:
+    chroma_dir = tmp_path / "chroma"
+    srv = chroma_server.ChromaServer(chroma_dir).start()
+    ChromaIndex(chroma_dir).add(["kept"], _unit(4)[None], ["a scope"])
+    srv.stop()
+    assert srv.proc.poll() is not None
+    assert not chroma_server.config_file(chroma_dir).exists()
+    assert not chroma_server.server_file(chroma_dir).exists()
+    again = chroma_server.ChromaServer(chroma_dir).start()
+    try:
+        assert ChromaIndex(chroma_dir).query(_unit(4), "a scope", 1)[0][0] == "kept"
+    finally:
+        again.stop()
+
+
 def test_lookups_racing_a_new_collections_first_write_are_answered_not_skipped(server, tmp_path) -> None:
     """With the collection cache on, Chroma answers a query that arrives while a new collection's
     first upsert runs with "Nothing found on disk"; the index waits it out instead of skipping L1."""

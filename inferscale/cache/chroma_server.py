@@ -184,8 +184,9 @@ class ChromaServer:
         return proc
 
     def stop(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            server_file(self.chroma_dir).unlink()
+        for path in (server_file(self.chroma_dir), config_file(self.chroma_dir)):  # the data stays
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
