@@ -1,6 +1,6 @@
 """`inferscale serve` listens before it is warm: /health answers 503 `warming` while the worker
 loads litellm, the embedding graphs and the L1 index, then 200 `ok`; a request sent while it warms
-is answered, not refused."""
+is answered, not refused; a worker stopped while it warms lets warming finish first."""
 
 from __future__ import annotations
 
@@ -69,3 +69,23 @@ def test_serve_listens_first_reports_warming_then_ready_and_answers_meanwhile(ma
     [resp] = answers
     assert resp.status_code == 200, resp.text
     assert resp.json()["choices"][0]["message"]["content"] == "echo: early bird"
+
+
+def test_a_worker_stopped_while_it_warms_waits_for_the_warm_up(make_engine) -> None:
+    """A daemon thread frozen mid-import at exit would keep the import lock (see
+    `orchestration/runner.shutdown`): the worker lets warming finish before it exits."""
+    from inferscale.gateway.app import create_app
+    from tests.support.gateway import GatewayThread
+
+    engine = make_engine(fake_model("fake-echo", "echo"))
+    warmed = threading.Event()
+
+    def slow_warm_up(background: bool = True) -> None:
+        time.sleep(1.0)  # stands for seconds of imports
+        warmed.set()
+
+    engine.warm_up = slow_warm_up
+    gateway = GatewayThread(create_app(engine=engine, auth=False)).start()
+    gateway.stop()  # at once: the warm-up is still sleeping
+    assert warmed.is_set()
+    assert not any(t.name == "gateway-warm-up" for t in threading.enumerate())

@@ -26,6 +26,7 @@ from .keys import KeyStore
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 log = logging.getLogger("inferscale.gateway")
+WARM_JOIN_S = 60.0  # a worker stopped while warming waits this long for it
 AUTH_ENV = "INFERSCALE_GATEWAY_AUTH"  # "0" = --no-auth (serve checks the host is loopback)
 
 
@@ -95,11 +96,15 @@ def create_app(settings: Settings | None = None, *, auth: bool = True, engine: A
         state = app.state.gateway = GatewayState(eng, KeyStore(eng.database), auth)
         # Warm after the socket is listening, not before: importing litellm alone is most of a
         # start (seconds, tens of seconds on a loaded machine), and a probe can tell "up" from "warm".
-        threading.Thread(target=_warm, args=(eng, state.ready), name="gateway-warm-up", daemon=True).start()
+        warm = threading.Thread(target=_warm, args=(eng, state.ready), name="gateway-warm-up", daemon=True)
+        warm.start()
         try:
             yield
         finally:  # answers go out before their records are written: write them before exiting
             await asyncio.to_thread(eng.flush)
+            # A daemon thread frozen mid-import at exit holds the import lock, and a finaliser that
+            # imports then hangs the worker (`orchestration/runner.shutdown`): let warming finish.
+            await asyncio.to_thread(warm.join, WARM_JOIN_S)
 
     from .routes import chat, feedback, models, ops
 
