@@ -32,3 +32,10 @@ def test_a_new_prompt_runs_the_fast_graph_once_for_the_analysis_and_the_l1_searc
     assert abs(float(first[0] @ fresh[0]) - 1.0) < 1e-5
     # Approximate vectors never stand in for exact ones.
     assert emb.memoised(["a question about the tides of the northern sea"]) is None
+
+
+def test_a_background_warm_up_is_waited_for_at_exit_not_frozen_mid_import(make_engine) -> None:
+    thread = make_engine().warm_up()
+    assert thread is not None and not thread.daemon  # see `orchestration/runner.shutdown`
+    thread.join(120)
+    assert not thread.is_alive() and llm._litellm is not None

@@ -94,8 +94,10 @@ class Engine:
 
     def warm_up(self, background: bool = True) -> threading.Thread | None:
         """Load what a first request would otherwise wait for: litellm, both embedding graphs and
-        the analysis prototypes. Once per engine; in a daemon thread by default (the Playground
-        starts it when it opens, so its first request does not pay seconds of imports)."""
+        the analysis prototypes. Once per engine; in a background thread by default (the Playground
+        starts it when it opens, so its first request does not pay seconds of imports). Not a
+        daemon: exit waits for it, since a daemon frozen mid-import at exit keeps the import lock
+        and a finaliser that imports then hangs the process (`runner.shutdown`)."""
         with self._warm_lock:
             if self._warmed:
                 return None
@@ -112,7 +114,7 @@ class Engine:
         if not background:
             work()
             return None
-        thread = threading.Thread(target=work, name="inferscale-warm-up", daemon=True)
+        thread = threading.Thread(target=work, name="inferscale-warm-up")
         thread.start()
         return thread
 
