@@ -54,8 +54,10 @@ def shutdown(timeout: float = STOP_WAIT_S) -> None:
     global _loop, _thread
     with _lock:
         loop, thread = _loop, _thread
+        if loop is None or thread is None or thread is threading.current_thread():
+            return  # nothing started, or called on the loop itself: it cannot wait for itself
         _loop, _thread = None, None
-    if loop is None or thread is None or loop.is_closed() or thread is threading.current_thread():
+    if loop.is_closed():
         return
 
     async def drain() -> None:
